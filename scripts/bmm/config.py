@@ -1,0 +1,192 @@
+"""Checking a pipeline config before any job runs.
+
+:func:`validate` fills defaults from the JSON schema, then reports every problem at once,
+each naming the key, the value and what is allowed; :func:`check` adds the rules a schema
+cannot express (K against training sizes, optional dependencies). The Snakefile calls both
+through ``workflow/rules/common.smk``.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+
+from . import estep
+
+
+class ConfigError(ValueError):
+    """The config is invalid; the message lists each problem and how to fix it."""
+
+
+def _with_defaults(cls):
+    """A validator class that also writes each property's schema default into the instance."""
+    check_properties = cls.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return validators.extend(cls, {"properties": properties})
+
+
+_Validator = _with_defaults(Draft202012Validator)
+
+
+def load_schema(path: str | Path) -> dict[str, Any]:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """Fill defaults into ``config`` (in place) and raise ConfigError listing every violation."""
+    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [_describe(e) for e in errors]
+        raise ConfigError(_message(lines))
+    return config
+
+
+def check(config: dict[str, Any]) -> None:
+    """What a schema cannot say: K fits every training size, variants can run here."""
+    problems = []
+    fit, data = config["fit"], config["data"]
+    for variant in fit["variants"]:
+        n_train = cap(config, variant)["n_train"]
+        sizes = [n for n in (n_train, data["n_train"]) if n is not None]
+        limit = min(sizes) if sizes else None
+        for K in fit["K"]:
+            if limit is not None and K > limit:
+                where = (
+                    f"fit.caps.{variant}.n_train"
+                    if n_train is not None and n_train == limit
+                    else "data.n_train"
+                )
+                problems.append(
+                    f"fit.K: K={K} is larger than the {limit} training images {variant!r} fits "
+                    f"on ({where}); lower K or raise {where}"
+                )
+    shared = fit["shared"]
+    if data["n_train"] is not None and shared["n_train"] > data["n_train"]:
+        problems.append(
+            f"fit.shared.n_train: {shared['n_train']} is larger than data.n_train "
+            f"({data['n_train']}); lower it to at most {data['n_train']}"
+        )
+    if shared["K"] > shared["n_train"]:
+        problems.append(
+            f"fit.shared.K: {shared['K']} is larger than fit.shared.n_train "
+            f"({shared['n_train']}); lower K or raise n_train"
+        )
+    if shared["reference"] not in fit["variants"]:
+        problems.append(
+            f"fit.shared.reference: {shared['reference']!r} is not one of fit.variants "
+            f"{fit['variants']}; add it there or choose one of them"
+        )
+    if config["report"]["variant"] not in fit["variants"]:
+        problems.append(
+            f"report.variant: {config['report']['variant']!r} is not one of fit.variants; "
+            "choose one of them"
+        )
+    if config["report"]["seed"] not in fit["seeds"]:
+        problems.append(
+            f"report.seed: {config['report']['seed']} is not one of fit.seeds {fit['seeds']}"
+        )
+    if config["report"]["baseline"] not in config["timing"]["variants"]:
+        problems.append(
+            f"report.baseline: {config['report']['baseline']!r} is not one of timing.variants"
+        )
+    for key in ("fit.variants", "timing.variants"):
+        section, _ = key.split(".")
+        for name in config[section]["variants"]:
+            reason = estep.get(name).unavailable
+            if reason:
+                problems.append(
+                    f"{key}: {name!r} cannot run on this machine: {reason}; or remove it from {key}"
+                )
+    if problems:
+        raise ConfigError(_message(problems))
+
+
+def cap(config: dict[str, Any], variant: str) -> dict[str, Any]:
+    """The training size and iteration cap of one variant's fits."""
+    out = dict(config["fit"]["default_cap"])
+    out.update(config["fit"]["caps"].get(variant, {}))
+    out.setdefault("n_train", None)
+    out.setdefault("max_iter", 100)
+    return out
+
+
+def _message(lines):
+    return (
+        "invalid config (config/config.yaml and any --configfile / --config given):\n  - "
+        + "\n  - ".join(lines)
+        + "\nconfig/README.md explains every key, its range and its default."
+    )
+
+
+_WORDS = {
+    "minimum": "must be ≥ {}",
+    "maximum": "must be ≤ {}",
+    "exclusiveMinimum": "must be > {}",
+    "exclusiveMaximum": "must be < {}",
+    "minItems": "must list at least {} item(s)",
+    "minLength": "must not be empty",
+    "pattern": "must match the pattern {}",
+    "const": "must be {!r}",
+}
+
+
+def _describe(error) -> str:
+    """'data.threshold = 1.5: must be a number in [0, 1) or "article"'-style text."""
+    key = _key(error.absolute_path)
+    value = error.instance
+    kind = error.validator
+    if kind == "additionalProperties":
+        extra = sorted(set(value) - set(error.schema.get("properties", {})))
+        allowed = ", ".join(error.schema.get("properties", {})) or "none"
+        return f"{key or '(top level)'}: unknown key(s) {extra}; allowed keys: {allowed}"
+    if kind == "propertyNames":
+        allowed = ", ".join(error.schema.get("enum", []) or _enum(error.schema))
+        return f"{key}: {value!r} is not a variant name; allowed: {allowed}"
+    if kind == "enum":
+        return f"{key} = {value!r}: must be one of {', '.join(map(str, error.validator_value))}"
+    if kind == "type":
+        return f"{key} = {value!r}: must be of type {error.validator_value}"
+    if kind == "uniqueItems":
+        return f"{key} = {value!r}: each item may appear only once"
+    if kind == "required":
+        return f"{key or '(top level)'}: {error.message}"
+    if kind == "oneOf":
+        options = [_option(s) for s in error.validator_value]
+        return f"{key} = {value!r}: must be " + " or ".join(options)
+    if kind in _WORDS:
+        return f"{key} = {value!r}: " + _WORDS[kind].format(error.validator_value)
+    return f"{key} = {value!r}: {error.message}"
+
+
+def _enum(schema):
+    ref = schema.get("$ref", "")
+    return [ref.rsplit("/", 1)[-1]] if ref else []
+
+
+def _option(schema):
+    if "const" in schema:
+        return repr(schema["const"])
+    lo = schema.get("minimum", schema.get("exclusiveMinimum"))
+    hi = schema.get("maximum", schema.get("exclusiveMaximum"))
+    left = "[" if "minimum" in schema else "("
+    right = "]" if "maximum" in schema else ")"
+    return f"a {schema.get('type', 'value')} in {left}{lo}, {hi}{right}"
+
+
+def _key(path) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out

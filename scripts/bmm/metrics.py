@@ -1,0 +1,50 @@
+"""How good is a clustering of the digits: purity, NMI, ARI, held-out likelihood, BIC.
+
+NMI and ARI come from scikit-learn, the reference implementations; purity is read off
+scikit-learn's contingency table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
+
+
+def purity(labels_true, labels_pred) -> float:
+    """Fraction of samples whose cluster's majority label is their own label."""
+    table = contingency_matrix(labels_true, labels_pred)  # classes × clusters
+    return float(table.max(axis=0).sum() / table.sum())
+
+
+def cluster_labels(labels_true, labels_pred) -> dict[int, int]:
+    """The majority true label of each cluster (cluster index → label)."""
+    labels_true, labels_pred = np.asarray(labels_true), np.asarray(labels_pred)
+    out = {}
+    for k in np.unique(labels_pred):
+        values, counts = np.unique(labels_true[labels_pred == k], return_counts=True)
+        out[int(k)] = int(values[counts.argmax()])
+    return out
+
+
+def clustering_scores(labels_true, labels_pred) -> dict[str, float]:
+    return {
+        "purity": purity(labels_true, labels_pred),
+        "nmi": float(normalized_mutual_info_score(labels_true, labels_pred)),
+        "ari": float(adjusted_rand_score(labels_true, labels_pred)),
+    }
+
+
+def evaluate(model, X_train, y_train, X_test, y_test) -> dict[str, float]:
+    """Every metric of a fitted :class:`bmm.BernoulliMixture` on its training and test data."""
+    out = {}
+    for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
+        resp, loglik = model._e_step(X)
+        for name, value in clustering_scores(y, resp.argmax(axis=1)).items():
+            out[f"{split}_{name}"] = value
+        out[f"{split}_loglik"] = float(loglik.mean())
+        if split == "train":
+            out["bic"] = float(-2 * loglik.sum() + model.n_parameters() * np.log(len(X)))
+    out["n_parameters"] = model.n_parameters()
+    out["n_empty"] = int((model.weights_ == 0).sum())
+    return out

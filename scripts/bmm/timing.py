@@ -1,0 +1,162 @@
+"""Timing the E-step variants over a grid of N and K, honestly.
+
+- Each point is timed in-process with ``time.perf_counter`` after a warm-up; every repeat is
+  kept (one row per repeat), so the report can show the median and the min–max spread.
+- A slow variant is timed only where its predicted time fits the per-point budget. The
+  prediction scales the nearest point already measured linearly in N (same K) or in K (same
+  N): every variant costs at least linearly in both, plus overhead, so the prediction is
+  never optimistic. A point that does not fit is recorded with status "skipped", its
+  predicted time and the reason; nothing is dropped or extrapolated silently.
+- The machine's limit is measured in the same run: a square GEMM in float64 and float32
+  (GFLOP/s), so the E-step's speed can be shown as a fraction of it. The E-step's useful
+  work is counted as 2·N·K·D floating-point operations (one N×D by D×K product), whatever
+  the variant does; "effective GFLOP/s" = that work / time.
+- Every variant's responsibilities are checked against the stable ``matmul_fused`` at each
+  point (``max_abs_diff``), so a fast wrong answer cannot hide in a speedup figure.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import estep
+
+COLUMNS = [
+    "variant",
+    "N",
+    "K",
+    "D",
+    "dtype",
+    "status",
+    "repeat",
+    "seconds",
+    "predicted_s",
+    "max_abs_diff",
+    "reason",
+]
+
+
+def model_flops(N: int, K: int, D: int) -> float:
+    """The E-step's useful work: one N×D by D×K product."""
+    return 2.0 * N * K * D
+
+
+def gemm_peak(dtype=np.float64, n: int = 1536, repeats: int = 5) -> float:
+    """Best GFLOP/s of an n×n by n×n product in ``dtype`` (the machine's practical limit)."""
+    rng = np.random.default_rng(0)
+    A = rng.random((n, n)).astype(dtype)
+    B = rng.random((n, n)).astype(dtype)
+    A @ B  # warm-up: page in, spin up the BLAS threads
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        A @ B
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n**3 / best / 1e9
+
+
+def article_parameters(K: int, D: int, seed: int):
+    """π uniform and μ ~ U(0.25, 0.75), the article's timing harness."""
+    rng = np.random.default_rng([seed, K])
+    return np.full(K, 1.0 / K), rng.uniform(0.25, 0.75, size=(K, D))
+
+
+def time_variant_grid(
+    variant: str,
+    X: np.ndarray,
+    Ns: Sequence[int],
+    Ks: Sequence[int],
+    *,
+    repeats: int = 5,
+    warmup: int = 1,
+    budget_s: float = 10.0,
+    seed: int = 0,
+    log: Callable[[str], None] = print,
+) -> pd.DataFrame:
+    """Time one variant on the first N rows of X (0/1, N_max×D) for every N × K.
+
+    Returns one row per repeat (status "ok"), or one row per point that was not timed
+    (status "skipped" or "unavailable", with the reason).
+    """
+    v = estep.get(variant)
+    D = X.shape[1]
+    Xv = X.astype(v.dtype, copy=False)
+    X64 = X.astype(np.float64, copy=False)
+    rows = []
+    measured: dict[tuple[int, int], float] = {}  # (N, K) -> median seconds
+
+    def row(N, K, status, repeat=-1, seconds=math.nan, predicted=math.nan, diff=math.nan, why=""):
+        rows.append((variant, N, K, D, np.dtype(v.dtype).name, status, repeat, seconds,
+                     predicted, diff, why))  # fmt: skip
+
+    for K in sorted(Ks):
+        pi, mu = article_parameters(K, D, seed)
+        for N in sorted(Ns):
+            if v.unavailable:
+                row(N, K, "unavailable", why=v.unavailable)
+                continue
+            if N > len(X):
+                row(N, K, "skipped", why=f"N={N} exceeds the {len(X)} images available")
+                continue
+            predicted = _predict(measured, N, K)
+            if predicted > budget_s:
+                why = f"predicted {predicted:.3g} s > budget {budget_s:g} s per point"
+                row(N, K, "skipped", predicted=predicted, why=why)
+                continue
+            x = Xv[:N]
+            n_warm = warmup if predicted * (warmup + 1) <= budget_s else 0
+            n_rep = repeats
+            if predicted > 0:
+                n_rep = max(1, min(repeats, int((budget_s - n_warm * predicted) / predicted)))
+            for _ in range(n_warm):
+                v(x, pi, mu)
+            times = []
+            for _ in range(n_rep):
+                t0 = time.perf_counter()
+                resp, _ = v(x, pi, mu)
+                times.append(time.perf_counter() - t0)
+            ref, _ = estep.matmul_fused(X64[:N], pi, mu)
+            diff = float(np.abs(resp - ref).max())
+            for r, t in enumerate(times):
+                row(N, K, "ok", r, t, predicted, diff)
+            measured[N, K] = float(np.median(times))
+            log(
+                f"{variant:>20s} N={N:>6d} K={K:>4d}: median {measured[N, K]:.3g} s "
+                f"over {n_rep} (predicted {predicted:.3g} s), max |Δγ| {diff:.1e}"
+            )
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _predict(measured: dict[tuple[int, int], float], N: int, K: int) -> float:
+    """Scale the nearest measured point: largest N' < N at this K, else largest K' < K at N.
+
+    Failing both, the largest measured point below in both N and K, scaled in both. 0 when
+    nothing smaller has been measured: the smallest point always runs.
+    """
+    same_k = [n for (n, k) in measured if k == K and n < N]
+    if same_k:
+        n = max(same_k)
+        return measured[n, K] * N / n
+    same_n = [k for (n, k) in measured if n == N and k < K]
+    if same_n:
+        k = max(same_n)
+        return measured[N, k] * K / k
+    smaller = [(n, k) for (n, k) in measured if n <= N and k <= K]
+    if smaller:  # a smaller N at this K was skipped, or nothing at this N yet
+        n, k = max(smaller, key=lambda nk: nk[0] * nk[1])
+        return measured[n, k] * (N / n) * (K / k)
+    return 0.0
+
+
+def summarise(df: pd.DataFrame) -> pd.DataFrame:
+    """Median, min and max seconds per (variant, N, K) over the timed repeats."""
+    ok = df[df["status"] == "ok"]
+    g = ok.groupby(["variant", "N", "K", "D", "dtype"], sort=False)["seconds"]
+    out = g.agg(median_s="median", min_s="min", max_s="max", repeats="count").reset_index()
+    out["effective_gflops"] = model_flops(out["N"], out["K"], out["D"]) / out["median_s"] / 1e9
+    return out

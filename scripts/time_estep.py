@@ -1,0 +1,37 @@
+"""Rule time_estep: every variant over the N × K grid, one row per timed repeat."""
+
+import pandas as pd
+
+from bmm import io, mnist, provenance, threads, timing
+from bmm.pipeline import job, sources_of
+
+cfg = snakemake.params.timing
+with job(snakemake, threads=cfg["threads"] or min(snakemake.threads, threads.cpu_count())) as log:
+    X, _ = mnist.load_binarized(snakemake.input.train, dtype=bool)
+    used = threads.current()
+    peaks = {dtype: timing.gemm_peak(dtype) for dtype in ("float64", "float32")}
+    log(f"threads {used}; GEMM peak GFLOP/s {peaks}")
+    frames = []
+    for variant in cfg["variants"]:
+        frames.append(
+            timing.time_variant_grid(
+                variant,
+                X,
+                cfg["N"],
+                cfg["K"],
+                repeats=cfg["repeats"],
+                warmup=cfg["warmup"],
+                budget_s=cfg["budget_s"],
+                seed=cfg["seed"],
+                log=log,
+            )
+        )
+    table = pd.concat(frames, ignore_index=True)
+    for key, value in used.items():
+        table[key] = value
+    meta = provenance.collect(
+        cfg, sources_of(snakemake.input.train), gemm_peak_gflops=peaks, threads=used
+    )
+    io.write_parquet(table, snakemake.output.timings, meta)
+    ok = table[table["status"] == "ok"]
+    log(f"{len(ok)} timed repeats, {int((table['status'] != 'ok').sum())} points not timed")

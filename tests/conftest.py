@@ -1,0 +1,179 @@
+"""Shared fixtures: IDX writer, a tiny synthetic MNIST, local HTTP mirrors, the real MNIST.
+
+Use them by name in any test under tests/:
+
+- ``idx_writer(path, array, magic=None, gz=True) -> Path`` writes an IDX file.
+- ``synthetic_mnist`` (session): ``.dir`` holds the four files named as in
+  ``bmm.mnist.FILES``; ``.sha256`` maps file name -> SHA-256; ``.train`` / ``.test`` are
+  the (images, labels) arrays in them.
+- ``http_mirror(directory, mode="ok") -> url`` serves ``directory`` over HTTP on
+  127.0.0.1; the returned URL (a ``str``) also has ``.requests``, the paths requested.
+- ``closed_port_url``: an http:// URL where nothing listens (a mirror that is down).
+- ``real_mnist_dir``: the real MNIST files (BMM_MNIST_DIR or ../shared/data/mnist), or skip.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import http.server
+import os
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bmm.mnist import FILES
+
+MIRROR_MODES = ("ok", "404", "500", "corrupt", "truncate", "hang")
+
+
+def make_idx(path: Path, array: np.ndarray, magic: int | None = None, gz: bool = True) -> Path:
+    """Write ``array`` (uint8) as an IDX file; ``magic`` overrides the computed magic number."""
+    array = np.ascontiguousarray(array, dtype=np.uint8)
+    magic = 0x0800 + array.ndim if magic is None else magic
+    data = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    data += array.tobytes()
+    path = Path(path)
+    path.write_bytes(gzip.compress(data, mtime=0) if gz else data)
+    return path
+
+
+@pytest.fixture
+def idx_writer() -> Callable[..., Path]:
+    return make_idx
+
+
+@dataclass(frozen=True)
+class SyntheticMNIST:
+    dir: Path
+    sha256: dict[str, str]
+    train: tuple[np.ndarray, np.ndarray]
+    test: tuple[np.ndarray, np.ndarray]
+
+
+def synthetic_digits(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` noisy 28x28 images, 10 balanced classes, each class its own stroke pattern."""
+    yy, xx = np.mgrid[:28, :28]
+    prototypes = []
+    for c in range(10):  # a bar whose angle and offset depend on the class, plus a blob
+        angle = np.pi * c / 10
+        dist = np.abs((xx - 13.5) * np.sin(angle) - (yy - 13.5) * np.cos(angle) - (c % 3 - 1) * 5)
+        blob = (xx - 6 - 1.6 * c) ** 2 + (yy - 20 + c % 4 * 4) ** 2 < 12
+        prototypes.append((dist < 2.2) | blob)
+    labels = rng.permutation(np.arange(n) % 10).astype(np.uint8)
+    on = np.array(prototypes)[labels]
+    on ^= rng.random(on.shape) < 0.04  # flip 4% of the pixels
+    # mostly saturated strokes with some grey edge pixels (1..254), as in MNIST
+    ink = np.where(rng.random(on.shape) < 0.7, 255, rng.integers(1, 255, on.shape))
+    return np.where(on, ink, 0).astype(np.uint8), labels
+
+
+@pytest.fixture(scope="session")
+def synthetic_mnist(tmp_path_factory: pytest.TempPathFactory) -> SyntheticMNIST:
+    directory = tmp_path_factory.mktemp("synthetic_mnist")
+    rng = np.random.default_rng(20240601)
+    train, test = synthetic_digits(300, rng), synthetic_digits(100, rng)
+    for split, (images, labels) in (("train", train), ("test", test)):
+        make_idx(directory / FILES[f"{split}_images"], images)
+        make_idx(directory / FILES[f"{split}_labels"], labels)
+    sha256 = {
+        name: hashlib.sha256((directory / name).read_bytes()).hexdigest() for name in FILES.values()
+    }
+    return SyntheticMNIST(directory, sha256, train, test)
+
+
+class ServedMirror(str):
+    """The base URL of a test mirror; ``.requests`` lists the paths it was asked for."""
+
+    requests: list[str]
+
+
+def _handler(directory: Path, mode: str, requests: list[str], stop: threading.Event) -> type:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            if mode == "hang":
+                stop.wait(30)
+                return
+            if mode in ("404", "500"):
+                self.send_error(int(mode))
+                return
+            file = directory / self.path.lstrip("/")
+            if not file.is_file():
+                self.send_error(404)
+                return
+            data = file.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            if mode == "corrupt":
+                data = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
+            elif mode == "truncate":
+                data = data[: len(data) // 2]
+            self.wfile.write(data)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def http_mirror() -> Iterator[Callable[..., ServedMirror]]:
+    """Factory: ``http_mirror(directory, mode="ok")`` starts a server and returns its URL.
+
+    Modes: "ok" serves files (404 for missing ones), "404" and "500" always answer that
+    status, "corrupt" serves the right length with the first 64 bytes flipped, "truncate"
+    announces the full length but sends half and closes, "hang" never answers.
+    """
+    servers: list[tuple[http.server.ThreadingHTTPServer, threading.Thread]] = []
+    stop = threading.Event()
+
+    def start(directory: str | os.PathLike, mode: str = "ok") -> ServedMirror:
+        if mode not in MIRROR_MODES:
+            raise ValueError(f"mode must be one of {MIRROR_MODES}, not {mode!r}")
+        requests: list[str] = []
+        handler = _handler(Path(directory), mode, requests, stop)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        server.daemon_threads, server.block_on_close = True, False
+        url = ServedMirror(f"http://127.0.0.1:{server.server_port}")
+        url.requests = requests
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return url
+
+    yield start
+    stop.set()
+    for server, thread in servers:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """An http:// URL on 127.0.0.1 where nothing listens: connecting is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def real_mnist_dir() -> Path:
+    """The real MNIST files: $BMM_MNIST_DIR, else ../shared/data/mnist next to the repo."""
+    default = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
+    directory = Path(os.environ.get("BMM_MNIST_DIR") or default).resolve()
+    missing = [name for name in FILES.values() if not (directory / name).is_file()]
+    if missing:
+        pytest.skip(
+            f"real MNIST not found: {directory} lacks {', '.join(missing)} (set BMM_MNIST_DIR)"
+        )
+    return directory
