@@ -16,7 +16,7 @@ with job(snakemake) as log:
     means = [(Path(p), f"Cluster means of {Path(p).stem.split('_')[-1]}.") for p in i.means]
     html.render(
         snakemake.output.html,
-        figures={name: (Path(i[name]), captions[name]) for name in FIGURES},
+        figures={name: (Path(i[f"fig_{name}"]), captions[name]) for name in FIGURES},
         means=means,
         timings=io.read_parquet(i.timings),
         timing_meta=io.read_metadata(i.timings),

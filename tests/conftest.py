@@ -29,6 +29,7 @@ import pytest
 
 from bmm.mnist import FILES
 
+REPO = Path(__file__).resolve().parents[1]
 MIRROR_MODES = ("ok", "404", "500", "corrupt", "truncate", "hang")
 
 
@@ -124,6 +125,37 @@ def _handler(directory: Path, mode: str, requests: list[str], stop: threading.Ev
     return Handler
 
 
+class MirrorServer:
+    """Serve ``directory`` over HTTP on 127.0.0.1 in a background thread until closed."""
+
+    def __init__(self, directory: str | os.PathLike, mode: str = "ok") -> None:
+        if mode not in MIRROR_MODES:
+            raise ValueError(f"mode must be one of {MIRROR_MODES}, not {mode!r}")
+        self._stop = threading.Event()
+        requests: list[str] = []
+        handler = _handler(Path(directory), mode, requests, self._stop)
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads, self._server.block_on_close = True, False
+        self.url = ServedMirror(f"http://127.0.0.1:{self._server.server_port}")
+        self.url.requests = requests
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> ServedMirror:
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @pytest.fixture
 def http_mirror() -> Iterator[Callable[..., ServedMirror]]:
     """Factory: ``http_mirror(directory, mode="ok")`` starts a server and returns its URL.
@@ -132,29 +164,15 @@ def http_mirror() -> Iterator[Callable[..., ServedMirror]]:
     status, "corrupt" serves the right length with the first 64 bytes flipped, "truncate"
     announces the full length but sends half and closes, "hang" never answers.
     """
-    servers: list[tuple[http.server.ThreadingHTTPServer, threading.Thread]] = []
-    stop = threading.Event()
+    servers: list[MirrorServer] = []
 
     def start(directory: str | os.PathLike, mode: str = "ok") -> ServedMirror:
-        if mode not in MIRROR_MODES:
-            raise ValueError(f"mode must be one of {MIRROR_MODES}, not {mode!r}")
-        requests: list[str] = []
-        handler = _handler(Path(directory), mode, requests, stop)
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        server.daemon_threads, server.block_on_close = True, False
-        url = ServedMirror(f"http://127.0.0.1:{server.server_port}")
-        url.requests = requests
-        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return url
+        servers.append(MirrorServer(directory, mode))
+        return servers[-1].url
 
     yield start
-    stop.set()
-    for server, thread in servers:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    for server in servers:
+        server.close()
 
 
 @pytest.fixture
@@ -166,14 +184,65 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-@pytest.fixture
+def find_real_mnist() -> tuple[Path, list[str]]:
+    """Where the real MNIST copy should be ($BMM_MNIST_DIR or ../shared/data/mnist), and
+    which of the four files it lacks."""
+    default = REPO / ".." / "shared" / "data" / "mnist"
+    directory = Path(os.environ.get("BMM_MNIST_DIR") or default).resolve()
+    return directory, [name for name in FILES.values() if not (directory / name).is_file()]
+
+
+@pytest.fixture(scope="session")
 def real_mnist_dir() -> Path:
     """The real MNIST files: $BMM_MNIST_DIR, else ../shared/data/mnist next to the repo."""
-    default = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "mnist"
-    directory = Path(os.environ.get("BMM_MNIST_DIR") or default).resolve()
-    missing = [name for name in FILES.values() if not (directory / name).is_file()]
+    directory, missing = find_real_mnist()
     if missing:
         pytest.skip(
             f"real MNIST not found: {directory} lacks {', '.join(missing)} (set BMM_MNIST_DIR)"
         )
     return directory
+
+
+# ---------------------------------------------------------------------------------------
+# Running the pipeline in a scratch directory
+
+WORKFLOW_PARTS = ("Snakefile", "workflow", "scripts", "config", "tests/config")
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy the workflow (not results, not caches) into ``dest``, a fresh working directory."""
+    import shutil
+
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info", ".snakemake")
+    for part in WORKFLOW_PARTS:
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, ignore=ignore)
+        else:
+            (dest / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / part)
+    return dest
+
+
+def write_yaml(path: Path, data: dict) -> Path:
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def run_snakemake(workdir: Path, *args: str, timeout: float = 1500, check: bool = True):
+    """``snakemake --cores 2 ARGS`` in ``workdir``; returns the CompletedProcess (text output)."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    proc = subprocess.run(
+        cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {proc.returncode} in {workdir}\n"
+            f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
+        )
+    return proc

@@ -151,13 +151,16 @@ def _describe(error) -> str:
         extra = sorted(set(value) - set(error.schema.get("properties", {})))
         allowed = ", ".join(error.schema.get("properties", {})) or "none"
         return f"{key or '(top level)'}: unknown key(s) {extra}; allowed keys: {allowed}"
-    if kind == "propertyNames":
-        allowed = ", ".join(error.schema.get("enum", []) or _enum(error.schema))
-        return f"{key}: {value!r} is not a variant name; allowed: {allowed}"
+    if "propertyNames" in error.absolute_schema_path:
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"{key}: unknown key {value!r}; allowed: {allowed}"
     if kind == "enum":
         return f"{key} = {value!r}: must be one of {', '.join(map(str, error.validator_value))}"
     if kind == "type":
-        return f"{key} = {value!r}: must be of type {error.validator_value}"
+        hint = ""
+        if isinstance(value, str) and value.replace(".", "", 1).lstrip("-").isdigit():
+            hint = " (text: --config passes nested values as text; use --configfile)"
+        return f"{key} = {value!r}: must be of type {error.validator_value}{hint}"
     if kind == "uniqueItems":
         return f"{key} = {value!r}: each item may appear only once"
     if kind == "required":
@@ -168,11 +171,6 @@ def _describe(error) -> str:
     if kind in _WORDS:
         return f"{key} = {value!r}: " + _WORDS[kind].format(error.validator_value)
     return f"{key} = {value!r}: {error.message}"
-
-
-def _enum(schema):
-    ref = schema.get("$ref", "")
-    return [ref.rsplit("/", 1)[-1]] if ref else []
 
 
 def _option(schema):

@@ -20,6 +20,7 @@ Choices, with their defaults:
 
 from __future__ import annotations
 
+import numbers
 import time
 from dataclasses import dataclass, field
 
@@ -206,13 +207,13 @@ class BernoulliMixture:
             raise ValueError(f"max_iter must be an integer ≥ 0, got {self.max_iter!r}")
         if not _is_int(self.n_init) or self.n_init < 1:
             raise ValueError(f"n_init must be an integer ≥ 1, got {self.n_init!r}")
-        if not (isinstance(self.tol, int | float) and self.tol >= 0):
+        if not (isinstance(self.tol, numbers.Real) and self.tol >= 0):
             raise ValueError(f"tol must be a number ≥ 0, got {self.tol!r}")
         if self.init_params not in INIT_METHODS:
             raise ValueError(f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}")
         for name in ("mu_prior", "pi_prior"):
             value = getattr(self, name)
-            if not (isinstance(value, int | float) and value >= 1):
+            if not (isinstance(value, numbers.Real) and value >= 1):
                 raise ValueError(f"{name} must be a number ≥ 1 (1 = no prior), got {value!r}")
         return variant
 

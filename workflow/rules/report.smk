@@ -75,7 +75,11 @@ rule plot_means:
 
 rule render_report:
     input:
-        unpack(lambda wildcards: dict(rules.plot_figures.output.items())),
+        unpack(
+            lambda wildcards: {
+                f"fig_{k}": v for k, v in rules.plot_figures.output.items()
+            }
+        ),
         means=mean_figures(),
         timings="results/timings/estep.parquet",
         metrics="results/tables/metrics.parquet",

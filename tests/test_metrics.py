@@ -1,0 +1,107 @@
+"""bmm.metrics: purity and majority labels by hand, NMI/ARI wiring, evaluate()."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+from bmm.em import BernoulliMixture
+from bmm.metrics import cluster_labels, clustering_scores, evaluate, purity
+
+
+@pytest.mark.parametrize(
+    ("labels_true", "labels_pred", "expected"),
+    [
+        ([0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2], 1.0),  # perfect
+        ([0, 0, 1, 1, 2, 2], [5, 5, 3, 3, 9, 9], 1.0),  # perfect, clusters renamed
+        ([0, 0, 0, 1, 1, 2], [0, 0, 0, 0, 0, 0], 3 / 6),  # one cluster: majority fraction
+        ([0, 1, 2, 3], [0, 1, 2, 3], 1.0),  # singletons are always pure
+        # cluster 0 holds labels {0, 0, 1} (2 right), cluster 1 holds {1, 2, 2, 2} (3 right)
+        ([0, 0, 1, 1, 2, 2, 2], [0, 0, 0, 1, 1, 1, 1], 5 / 7),
+        # two clusters both dominated by label 7: purity counts each cluster's majority
+        ([7, 7, 1, 7, 7, 2], [0, 0, 0, 1, 1, 1], 4 / 6),
+    ],
+)
+def test_purity_by_hand(labels_true, labels_pred, expected):
+    assert purity(labels_true, labels_pred) == pytest.approx(expected, rel=1e-15)
+    assert isinstance(purity(labels_true, labels_pred), float)
+
+
+def test_purity_is_not_symmetric():
+    """Purity credits a cluster with its majority class; swapping the roles changes it."""
+    truth, pred = [0, 0, 1, 1], [0, 0, 0, 0]
+    assert purity(truth, pred) == 0.5
+    assert purity(pred, truth) == 1.0
+
+
+def test_cluster_labels_majority():
+    truth = np.array([3, 3, 5, 5, 5, 1, 2, 2, 9])
+    pred = np.array([0, 0, 0, 4, 4, 4, 7, 7, 7])
+    # cluster 0: {3, 3, 5} → 3; cluster 4: {5, 5, 1} → 5; cluster 7: {2, 2, 9} → 2
+    assert cluster_labels(truth, pred) == {0: 3, 4: 5, 7: 2}
+    # a tie goes to the smallest label
+    assert cluster_labels([4, 2, 8, 8, 2], [1, 1, 1, 1, 1]) == {1: 2}
+    labels = cluster_labels(truth, pred)
+    assert all(type(k) is int and type(v) is int for k, v in labels.items())
+
+
+def test_clustering_scores_match_scikit_learn():
+    rng = np.random.default_rng(0)
+    truth = rng.integers(0, 5, size=300)
+    pred = np.where(rng.random(300) < 0.7, truth, rng.integers(0, 6, size=300))
+    scores = clustering_scores(truth, pred)
+    assert list(scores) == ["purity", "nmi", "ari"]
+    assert scores["purity"] == purity(truth, pred)
+    assert scores["nmi"] == normalized_mutual_info_score(truth, pred)
+    assert scores["ari"] == adjusted_rand_score(truth, pred)
+    assert scores["nmi"] != scores["ari"]  # not wired to the same function
+    perfect = clustering_scores(truth, (truth + 1) % 5)
+    assert perfect == {"purity": 1.0, "nmi": pytest.approx(1.0), "ari": pytest.approx(1.0)}
+
+
+@pytest.fixture(scope="module")
+def two_splits():
+    rng = np.random.default_rng(5)
+    mu = np.where(rng.random((3, 20)) < 0.5, 0.1, 0.9)
+
+    def sample(n):
+        y = rng.integers(0, 3, size=n)
+        return rng.random((n, 20)) < mu[y], y
+
+    (X_train, y_train), (X_test, y_test) = sample(150), sample(80)
+    model = BernoulliMixture(3, n_init=3, random_state=0).fit(X_train)
+    return model, X_train, y_train, X_test, y_test
+
+
+def test_evaluate(two_splits):
+    model, X_train, y_train, X_test, y_test = two_splits
+    out = evaluate(model, X_train, y_train, X_test, y_test)
+    expected_keys = {
+        f"{split}_{name}"
+        for split in ("train", "test")
+        for name in ("purity", "nmi", "ari", "loglik")
+    } | {"bic", "n_parameters", "n_empty"}
+    assert set(out) == expected_keys
+    for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
+        pred = model.predict(X)
+        assert out[f"{split}_purity"] == purity(y, pred)
+        assert out[f"{split}_nmi"] == pytest.approx(normalized_mutual_info_score(y, pred))
+        assert out[f"{split}_ari"] == pytest.approx(adjusted_rand_score(y, pred))
+        assert out[f"{split}_loglik"] == pytest.approx(model.score(X), rel=1e-12)
+    assert out["bic"] == pytest.approx(model.bic(X_train), rel=1e-12)
+    assert out["n_parameters"] == model.n_parameters() == 3 * 20 + 2
+    assert out["n_empty"] == 0
+    assert out["train_purity"] > 0.95 and out["test_purity"] > 0.95  # a well-separated toy
+
+
+def test_evaluate_counts_empty_clusters(two_splits):
+    model, X_train, y_train, X_test, y_test = two_splits
+    empty = BernoulliMixture(4)
+    empty.weights_ = np.append(model.weights_, 0.0)
+    empty.means_ = np.vstack([model.means_, np.full(20, 0.5)])
+    out = evaluate(empty, X_train, y_train, X_test, y_test)
+    assert out["n_empty"] == 1
+    assert out["n_parameters"] == 4 * 20 + 3
+    # the empty component changes nothing but the parameter count
+    assert out["train_loglik"] == pytest.approx(model.score(X_train), rel=1e-12)

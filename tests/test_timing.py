@@ -1,0 +1,162 @@
+"""The timing harness: budgets, skipped points, predictions, summaries, the benchmark CLI."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bmm import bench, estep, timing
+
+
+@pytest.fixture(scope="module")
+def X():
+    return np.random.default_rng(0).random((400, 784)) < 0.13
+
+
+def statuses(df):
+    return df.groupby(["N", "K"])["status"].agg(lambda s: sorted(set(s))).to_dict()
+
+
+def test_every_point_is_timed_or_recorded_as_not_timed(X):
+    df = timing.time_variant_grid(
+        "matmul_fused",
+        X,
+        [5, 50, 400, 1000],
+        [3, 7],
+        repeats=3,
+        warmup=1,
+        budget_s=5.0,
+        log=lambda m: None,
+    )
+    assert list(df.columns) == timing.COLUMNS
+    s = statuses(df)
+    assert set(s) == {(n, k) for n in (5, 50, 400, 1000) for k in (3, 7)}
+    for k in (3, 7):
+        assert s[1000, k] == ["skipped"]  # more than the 400 images available
+        for n in (5, 50, 400):
+            assert s[n, k] == ["ok"]
+    ok = df[df["status"] == "ok"]
+    assert (ok.groupby(["N", "K"]).size() == 3).all()  # every repeat kept
+    assert (ok["seconds"] > 0).all() and ok["max_abs_diff"].eq(0).all()
+    skipped = df[df["status"] == "skipped"]
+    assert skipped["seconds"].isna().all()
+    assert skipped["reason"].str.contains("exceeds the 400 images available").all()
+
+
+def test_a_slow_variant_is_skipped_where_its_prediction_exceeds_the_budget(X):
+    budget = 0.05
+    df = timing.time_variant_grid(
+        "loops_ndk",
+        X,
+        [2, 4, 40, 400],
+        [2],
+        repeats=2,
+        warmup=0,
+        budget_s=budget,
+        log=lambda m: None,
+    )
+    s = statuses(df)
+    assert s[2, 2] == ["ok"] and s[4, 2] == ["ok"]
+    assert s[400, 2] == ["skipped"]  # ~0.4 s at 1 µs per scalar step, far over 0.05 s
+    skipped = df[df["status"] == "skipped"]
+    assert (skipped["predicted_s"] > budget).all()
+    assert skipped["reason"].str.contains(f"> budget {budget:g} s").all()
+    # the prediction is not optimistic: a point that ran took no more than ~its prediction
+    ok = df[(df["status"] == "ok") & (df["predicted_s"] > 0)]
+    assert (ok["seconds"] < 3 * ok["predicted_s"]).all()
+
+
+def test_repeats_shrink_to_fit_the_budget_but_never_below_one(X):
+    df = timing.time_variant_grid(
+        "loops_ndk", X, [1, 10], [4], repeats=50, warmup=0, budget_s=0.2, log=lambda m: None
+    )
+    ok = df[df["status"] == "ok"]
+    n10 = (ok["N"] == 10).sum()
+    assert 1 <= n10 < 50
+    assert ok[ok["N"] == 10]["seconds"].sum() < 0.2 * 3
+
+
+def test_an_unavailable_variant_is_listed_with_its_reason(X, monkeypatch):
+    gone = estep.Variant(**{**estep.VARIANTS["numba_ndk"].__dict__, "unavailable": "no numba"})
+    monkeypatch.setitem(estep.VARIANTS, "numba_ndk", gone)
+    df = timing.time_variant_grid("numba_ndk", X, [5, 10], [3], log=lambda m: None)
+    assert (df["status"] == "unavailable").all() and len(df) == 2
+    assert (df["reason"] == "no numba").all()
+
+
+def test_prediction_scales_the_nearest_measured_point():
+    measured = {(10, 5): 1.0, (100, 5): 4.0, (10, 10): 3.0}
+    assert timing._predict({}, 5, 5) == 0.0
+    assert timing._predict(measured, 1000, 5) == pytest.approx(40.0)  # from N=100, same K
+    assert timing._predict(measured, 20, 10) == pytest.approx(6.0)  # from N=10, same K
+    assert timing._predict(measured, 100, 20) == pytest.approx(16.0)  # same N, from K=5
+    assert timing._predict(measured, 50, 20) == pytest.approx(3.0 * 5 * 2)  # both scaled
+
+
+def test_float32_variant_is_checked_against_the_float64_reference(X):
+    df = timing.time_variant_grid("matmul_fused_f32", X, [50], [4], repeats=1, log=lambda m: None)
+    assert (df["dtype"] == "float32").all()
+    assert 0 < df["max_abs_diff"].iloc[0] <= 1e-4
+
+
+def test_summarise_reports_median_min_max_and_effective_speed():
+    df = pd.DataFrame(
+        {
+            "variant": "v",
+            "N": 10,
+            "K": 2,
+            "D": 784,
+            "dtype": "float64",
+            "status": ["ok", "ok", "ok", "skipped"],
+            "seconds": [1.0, 3.0, 2.0, math.nan],
+        }
+    )
+    s = timing.summarise(df)
+    assert len(s) == 1
+    row = s.iloc[0]
+    assert (row["median_s"], row["min_s"], row["max_s"], row["repeats"]) == (2.0, 1.0, 3.0, 3)
+    assert row["effective_gflops"] == pytest.approx(2 * 10 * 2 * 784 / 2.0 / 1e9)
+
+
+def test_gemm_peak_is_a_plausible_rate():
+    peak = timing.gemm_peak(np.float64, n=256, repeats=2)
+    assert 0.1 < peak < 1e5  # GFLOP/s
+
+
+def test_bench_prints_ratios_side_by_side(capsys):
+    assert (
+        bench.main(
+            [
+                "--N",
+                "40",
+                "--K",
+                "3",
+                "--repeats",
+                "2",
+                "--variants",
+                "loops_nk",
+                "matmul",
+                "matmul_fused",
+                "--baseline",
+                "loops_nk",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "N=40, K=3" in out
+    lines = {line.split()[0]: line.split() for line in out.splitlines()[2:]}
+    assert set(lines) == {"loops_nk", "matmul", "matmul_fused"}
+    assert float(lines["loops_nk"][4]) == 1.0  # the baseline against itself
+    assert float(lines["matmul"][5]) == 1.0
+    assert float(lines["matmul"][7]) > 0  # a peak memory was measured
+
+
+def test_bench_rejects_unknown_variants_and_bad_sizes(capsys):
+    assert bench.main(["--variants", "nope", "--N", "5"]) == 2
+    assert "unknown E-step variant 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench.main(["--N", "0"])
