@@ -10,6 +10,7 @@ with job(snakemake) as log:
     X, y = mnist.load_binarized(snakemake.input.test, dtype=bool)
     labels = cluster_labels(y, model.predict(X))
     c = meta["config"]
-    title = f"Cluster means, K={c['K']} ({c['variant']}, seed {c['seed']}, n_train={c['n_train']})"
+    n_train = c["n_train"] or "all"
+    title = f"Cluster means, K={c['K']} ({c['variant']}, seed {c['seed']}, n_train={n_train})"
     figures.cluster_means(model.weights_, model.means_, snakemake.output.figure, labels, title)
     log(f"majority test label per cluster: {labels}")

@@ -373,3 +373,15 @@ def test_a_bad_download_stops_the_run_and_leaves_no_file(tmp_path, synthetic_mni
     assert "checksum mismatch" in logs and "mnist.mirrors" in logs
     assert not list((workdir / "resources/mnist").glob("*.gz"))
     assert not (workdir / "results").exists()
+
+
+def test_the_cluster_profile_plans_the_whole_dag_without_cores(tmp_path):
+    """The SLURM profile needs no --cores (the timing rule's threads must not demand it)."""
+    workdir = copy_workflow(tmp_path)
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--workflow-profile", "workflow/profiles/slurm"]
+    proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = planned_jobs(proc.stdout + proc.stderr)
+    assert jobs["time_estep"] == 1 and jobs["fit"] == 7 * 4
+    block = re.search(r"rule time_estep:.*?resources: ([^\n]*)", proc.stdout + proc.stderr, re.S)
+    assert "mem_mb=8000" in block.group(1) and "slurm_extra=--exclusive" in block.group(1)

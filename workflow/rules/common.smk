@@ -87,8 +87,12 @@ def shared_fit_params(wildcards):
 
 
 def timing_threads():
-    """The timing job claims every core Snakemake may use, so nothing runs beside it."""
-    return config["timing"]["threads"] or workflow.cores
+    """The timing job claims every core Snakemake may use, so nothing runs beside it.
+
+    On a cluster there is no --cores: it asks for timing.threads, else 1, and the cluster
+    profile sets the real number (set-threads) and gives the job its node (--exclusive).
+    """
+    return config["timing"]["threads"] or workflow.resource_settings.cores or 1
 
 
 def report_config():
