@@ -68,13 +68,17 @@ def _hamming(X, x):
 
 
 def m_step(X, resp, mu_old, mu_prior=1.0, pi_prior=1.0):
-    """New (π, μ) from the responsibilities: one matrix product for all the means."""
+    """New (π, μ) from the responsibilities: one matrix product for all the means.
+
+    The product runs in X's dtype (float32 X stays float32: no N×D conversion per step).
+    """
     N, K = resp.shape
     Nk = resp.sum(axis=0)
     a, alpha = mu_prior - 1.0, pi_prior - 1.0
     pi = (Nk + alpha) / (N + K * alpha)
+    weighted = (resp.T.astype(X.dtype, copy=False) @ X).astype(np.float64, copy=False)
     with np.errstate(divide="ignore", invalid="ignore"):
-        mu = (resp.T @ X + a) / (Nk + 2 * a)[:, None]
+        mu = (weighted + a) / (Nk + 2 * a)[:, None]
     empty = Nk + 2 * a <= 0
     mu[empty] = mu_old[empty]  # an empty cluster keeps its mean (and has weight 0)
     return pi, np.clip(mu, _estep.EPS, 1.0 - _estep.EPS)

@@ -1,12 +1,14 @@
 """Timing the E-step variants over a grid of N and K, honestly.
 
-- Each point is timed in-process with ``time.perf_counter`` after a warm-up; every repeat is
-  kept (one row per repeat), so the report can show the median and the min–max spread.
+- Each point is timed in-process with ``time.perf_counter`` after a warm-up (for calls
+  predicted under a second); every repeat is kept (one row per repeat), so the report can
+  show the median and the min–max spread.
 - A slow variant is timed only where its predicted time fits the per-point budget. The
   prediction scales the nearest point already measured linearly in N (same K) or in K (same
-  N): every variant costs at least linearly in both, plus overhead, so the prediction is
-  never optimistic. A point that does not fit is recorded with status "skipped", its
-  predicted time and the reason; nothing is dropped or extrapolated silently.
+  N): every variant costs at least linearly in both, plus overhead, so the prediction errs
+  high rather than low (up to the machine's noise). A point that does not fit is recorded
+  with status "skipped", its predicted time and the reason; nothing is dropped or
+  extrapolated silently.
 - The machine's limit is measured in the same run: a square GEMM in float64 and float32
   (GFLOP/s), so the E-step's speed can be shown as a fraction of it. The E-step's useful
   work is counted as 2·N·K·D floating-point operations (one N×D by D×K product), whatever
@@ -39,6 +41,10 @@ COLUMNS = [
     "max_abs_diff",
     "reason",
 ]
+
+
+#: Points predicted to take longer than this get no warm-up call.
+WARMUP_LIMIT_S = 1.0
 
 
 def model_flops(N: int, K: int, D: int) -> float:
@@ -109,7 +115,11 @@ def time_variant_grid(
                 row(N, K, "skipped", predicted=predicted, why=why)
                 continue
             x = Xv[:N]
-            n_warm = warmup if predicted * (warmup + 1) <= budget_s else 0
+            # a warm-up pays for short calls (caches, BLAS threads spinning up); a call that
+            # takes a second or more gains nothing from one, so it is not spent there
+            n_warm = (
+                warmup if predicted < WARMUP_LIMIT_S and predicted * (warmup + 1) <= budget_s else 0
+            )
             n_rep = repeats
             if predicted > 0:
                 n_rep = max(1, min(repeats, int((budget_s - n_warm * predicted) / predicted)))

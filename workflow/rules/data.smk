@@ -6,6 +6,8 @@ rule download_mnist:
         "resources/mnist/{file}",
     log:
         "logs/download_mnist/{file}.log",
+    benchmark:
+        "benchmarks/download_mnist/{file}.tsv"
     retries: 1
     localrule: True
     conda:
@@ -30,6 +32,8 @@ rule binarize:
         test="results/data/test.parquet",
     log:
         "logs/binarize.log",
+    benchmark:
+        "benchmarks/binarize.tsv"
     conda:
         "../envs/bmm.yaml"
     resources:

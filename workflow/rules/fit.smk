@@ -33,6 +33,8 @@ rule evaluate:
         metrics=f"{fit_dir('{variant}', '{K}', '{seed}')}/metrics.parquet",
     log:
         "logs/evaluate/{variant}/K{K}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate/{variant}/K{K}/seed{seed}.tsv"
     conda:
         "../envs/bmm.yaml"
     threads: 1
@@ -51,6 +53,8 @@ rule aggregate_metrics:
         traces="results/tables/traces.parquet",
     log:
         "logs/aggregate_metrics.log",
+    benchmark:
+        "benchmarks/aggregate_metrics.tsv"
     conda:
         "../envs/bmm.yaml"
     script:
@@ -65,6 +69,8 @@ rule fit_shared:
         trace="results/agreement/{variant}/trace.parquet",
     log:
         "logs/fit_shared/{variant}.log",
+    benchmark:
+        "benchmarks/fit_shared/{variant}.tsv"
     conda:
         "../envs/bmm.yaml"
     threads: 1
@@ -86,6 +92,8 @@ rule agreement:
         table="results/tables/agreement.parquet",
     log:
         "logs/agreement.log",
+    benchmark:
+        "benchmarks/agreement.tsv"
     conda:
         "../envs/bmm.yaml"
     params:

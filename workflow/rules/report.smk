@@ -46,6 +46,8 @@ rule plot_figures:
         ),
     log:
         "logs/plot_figures.log",
+    benchmark:
+        "benchmarks/plot_figures.tsv"
     conda:
         "../envs/bmm.yaml"
     params:
@@ -67,6 +69,8 @@ rule plot_means:
         ),
     log:
         "logs/plot_means/K{K}.log",
+    benchmark:
+        "benchmarks/plot_means/K{K}.tsv"
     conda:
         "../envs/bmm.yaml"
     script:
@@ -88,6 +92,8 @@ rule render_report:
         html="results/report/report.html",
     log:
         "logs/render_report.log",
+    benchmark:
+        "benchmarks/render_report.tsv"
     conda:
         "../envs/bmm.yaml"
     params:
