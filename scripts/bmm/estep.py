@@ -53,7 +53,6 @@ class Variant:
     dtype: type  # the dtype X must have
     attempt: str  # where it sits in the article's story
     stable: bool = True  # False: as published, may give NaN
-    cost: str = "matmul"  # how its time grows: "python_ndk", "python_nk", "python_n", "matmul"
     unavailable: str | None = None  # why it cannot run here, or None
 
     def __call__(self, X, pi, mu):
@@ -71,9 +70,9 @@ class VariantUnavailable(RuntimeError):
 VARIANTS: dict[str, Variant] = {}
 
 
-def _register(name, dtype=np.float64, attempt="", cost="matmul", stable=True, unavailable=None):
+def _register(name, dtype=np.float64, attempt="", stable=True, unavailable=None):
     def wrap(func):
-        VARIANTS[name] = Variant(name, func, dtype, attempt, stable, cost, unavailable)
+        VARIANTS[name] = Variant(name, func, dtype, attempt, stable, unavailable)
         return func
 
     return wrap
@@ -106,7 +105,7 @@ def _normalise(log_p):
 # Attempt 1: three nested loops over scalars (the article: 11.688 s at N=1000, K=10).
 
 
-@_register("loops_ndk", attempt="1", cost="python_ndk")
+@_register("loops_ndk", attempt="1")
 def loops_ndk(X, pi, mu):
     N, D = X.shape
     K = len(pi)
@@ -130,7 +129,7 @@ def loops_ndk(X, pi, mu):
 # Attempt 2: loops over N and K; the sum over D is two dot products in the log domain.
 
 
-@_register("loops_nk", attempt="2", cost="python_nk")
+@_register("loops_nk", attempt="2")
 def loops_nk(X, pi, mu):
     log_pi, log_mu, log_1mu = _logs(pi, mu)
     N, K = len(X), len(pi)
@@ -144,7 +143,7 @@ def loops_nk(X, pi, mu):
 # Attempt 3: one loop over N; all K clusters at once with matrix-vector products.
 
 
-@_register("loops_n", attempt="3", cost="python_n")
+@_register("loops_n", attempt="3")
 def loops_n(X, pi, mu):
     log_pi, log_mu, log_1mu = _logs(pi, mu)
     log_p = np.empty((len(X), len(pi)))
@@ -228,7 +227,6 @@ if numba is not None:
 @_register(
     "numba_ndk",
     attempt="1, compiled",
-    cost="compiled_ndk",
     unavailable=None if numba else "numba is not installed (pip install 'bmm[numba]')",
 )
 def numba_ndk(X, pi, mu):

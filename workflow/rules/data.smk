@@ -8,7 +8,6 @@ rule download_mnist:
         "logs/download_mnist/{file}.log",
     benchmark:
         "benchmarks/download_mnist/{file}.tsv"
-    retries: 1
     localrule: True
     conda:
         "../envs/bmm.yaml"
