@@ -18,10 +18,12 @@ import numpy as np
 import pytest
 
 from bmm import estep
+from bmm.bits import BitMatrix
 from bmm.estep import EPS, VARIANTS, Variant, VariantUnavailable
 
 ARTICLE_ORDER = [
     "loops_ndk",
+    "loops_ndk_as_published",
     "loops_nk",
     "loops_n",
     "matmul",
@@ -29,7 +31,12 @@ ARTICLE_ORDER = [
     "matmul_fused",
     "matmul_fused_f32",
     "numba_ndk",
+    "numba_simd",
+    "packed_lut",
 ]
+AS_PUBLISHED = ["loops_ndk_as_published", "matmul_as_published"]
+FLOAT32 = ["matmul_fused_f32", "numba_simd", "packed_lut"]
+NEEDS_NUMBA = ["numba_ndk", "numba_simd", "packed_lut"]
 STABLE = [name for name, v in VARIANTS.items() if v.stable]
 
 # Agreement with the reference, by the dtype X is given in.
@@ -130,11 +137,11 @@ def reference(name):
 
 
 def run(name, X, pi, mu):
-    """Call variant ``name`` with X in its dtype, skipping a variant that cannot run here."""
+    """Call variant ``name`` with X in its form, skipping a variant that cannot run here."""
     variant = VARIANTS[name]
     if variant.unavailable:
         pytest.skip(f"{name} unavailable: {variant.unavailable}")
-    return variant(X.astype(variant.dtype), pi.copy(), mu.copy())
+    return variant(variant.prepare(X), pi.copy(), mu.copy())
 
 
 def assert_agrees(name, case_name):
@@ -201,17 +208,33 @@ def test_empty_cluster_gets_exactly_zero_responsibility(name):
 
 @pytest.mark.parametrize("name", list(VARIANTS))
 def test_output_dtypes_and_shapes(name):
-    """resp (N×K) and loglik (N) are float64 for every variant, float32 input included."""
+    """resp (N×K) has the variant's precision (float32 variants make no float64 copy of it);
+    loglik (N) is float64 for every variant."""
     X, pi, mu = case("K>N")
     resp, ll = run(name, X, pi, mu)
-    assert resp.dtype == np.float64 and resp.shape == (3, 8)
+    assert resp.dtype == VARIANTS[name].dtype and resp.shape == (3, 8)
     assert ll.dtype == np.float64 and ll.shape == (3,)
 
 
 def test_variant_dtypes():
     assert {n: VARIANTS[n].dtype for n in VARIANTS} == {
-        n: (np.float32 if n == "matmul_fused_f32" else np.float64) for n in ARTICLE_ORDER
+        n: (np.float32 if n in FLOAT32 else np.float64) for n in ARTICLE_ORDER
     }
+    assert [n for n, v in VARIANTS.items() if v.packed] == ["packed_lut"]
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_prepare_gives_the_variants_form_from_dense_or_packed_input(name):
+    X = case("random-s1")[0]
+    variant = VARIANTS[name]
+    for given in (X, X.astype(bool), BitMatrix.pack(X)):
+        prepared = variant.prepare(given)
+        if variant.packed:
+            assert isinstance(prepared, BitMatrix)
+            np.testing.assert_array_equal(prepared.unpack(np.float64), X)
+        else:
+            assert isinstance(prepared, np.ndarray) and prepared.dtype == variant.dtype
+            np.testing.assert_array_equal(prepared, X)
 
 
 # ---------------------------------------------------------------------------------------
@@ -219,31 +242,36 @@ def test_variant_dtypes():
 
 
 @pytest.mark.parametrize("case_name", MODERATE)
-def test_as_published_matches_reference_on_moderate_inputs(case_name):
-    assert_agrees("matmul_as_published", case_name)
+@pytest.mark.parametrize("name", AS_PUBLISHED)
+def test_as_published_matches_reference_on_moderate_inputs(name, case_name):
+    assert_agrees(name, case_name)
 
 
-def test_as_published_matches_reference_in_the_articles_harness():
+@pytest.mark.parametrize("name", AS_PUBLISHED)
+def test_as_published_matches_reference_in_the_articles_harness(name):
     """μ ~ U(0.25, 0.75), π uniform, D = 784, as the article timed it: log p(x, k) ≈ −565,
-    well above exp's underflow, so the plain row sum is accurate."""
+    well above the underflow of exp (−745) and of a product of probabilities (1e-308), so
+    the plain row sum is accurate."""
     rng = np.random.default_rng(2019)
-    N, D, K = 50, 784, 10
+    N, D, K = 12, 784, 10
     X = (rng.random((N, D)) < 0.2).astype(np.float64)
     pi, mu = np.full(K, 1 / K), rng.uniform(0.25, 0.75, size=(K, D))
-    resp, ll = estep.matmul_as_published(X, pi, mu)
+    resp, ll = VARIANTS[name](X, pi, mu)
     ref_resp, ref_ll = estep.loops_ndk(X, pi, mu)
     assert np.abs(resp - ref_resp).max() <= 1e-9
     np.testing.assert_allclose(ll, ref_ll, rtol=1e-10)
 
 
-def test_as_published_gives_nan_far_from_every_cluster():
-    """Documented behaviour, not a bug to fix: the article normalises exp(log p) by a plain
-    row sum, which underflows to 0/0 = NaN once log p(x, k) < −745 for every k. The variant
-    keeps that arithmetic so its timing is the article's; ``stable=False`` says so, and
-    every stable variant gives finite, correct answers on the same images."""
+@pytest.mark.parametrize("name", AS_PUBLISHED)
+def test_as_published_gives_nan_far_from_every_cluster(name):
+    """Documented behaviour, not a bug to fix: the article normalises probabilities by a
+    plain row sum, which underflows to 0/0 = NaN once p(x, k) < 1e-308 (log p < −745) for
+    every k. The variants keep that arithmetic so their timing is the article's;
+    ``stable=False`` says so, and every stable variant gives finite, correct answers on the
+    same images."""
     X, pi, mu = case("far-from-every-cluster")
-    assert not VARIANTS["matmul_as_published"].stable
-    resp, ll = estep.matmul_as_published(X, pi, mu)
+    assert not VARIANTS[name].stable
+    resp, ll = VARIANTS[name](X, pi, mu)
     assert np.isnan(resp).all(axis=1).all()
     assert (ll == -np.inf).all()
     ref_resp, ref_ll = reference("far-from-every-cluster")
@@ -251,7 +279,7 @@ def test_as_published_gives_nan_far_from_every_cluster():
 
 
 def test_only_as_published_is_unstable():
-    assert [n for n, v in VARIANTS.items() if not v.stable] == ["matmul_as_published"]
+    assert [n for n, v in VARIANTS.items() if not v.stable] == AS_PUBLISHED
 
 
 # ---------------------------------------------------------------------------------------
@@ -287,26 +315,32 @@ def test_unavailable_variant_raises_with_its_reason(monkeypatch):
         variant(*case("N=1"))
 
 
-def test_numba_missing_makes_numba_ndk_unavailable():
+def test_numba_missing_makes_the_compiled_variants_unavailable():
     """The real import path: with numba unimportable, bmm.estep still imports, lists
-    numba_ndk as unavailable with a reason naming numba, and refuses to run it."""
+    the three compiled variants as unavailable with a reason naming numba, and refuses to
+    run them; packing data into bits still works."""
     code = textwrap.dedent(
-        """
+        f"""
         import sys
         sys.modules["numba"] = None  # import numba now raises ImportError
         import numpy as np
         from bmm import estep
         assert estep.numba is None
-        assert estep.available() == [n for n in estep.VARIANTS if n != "numba_ndk"]
-        reason = estep.unavailable()["numba_ndk"]
-        assert "numba" in reason, reason
-        try:
-            estep.VARIANTS["numba_ndk"](np.zeros((1, 2)), np.ones(1), np.full((1, 2), 0.5))
-        except estep.VariantUnavailable as e:
-            assert "numba_ndk" in str(e) and "numba" in reason
-            print("OK", reason)
-        else:
-            raise AssertionError("numba_ndk ran without numba")
+        needs = {NEEDS_NUMBA!r}
+        assert estep.available() == [n for n in estep.VARIANTS if n not in needs]
+        assert sorted(estep.unavailable()) == sorted(needs)
+        for name in needs:
+            reason = estep.unavailable()[name]
+            assert "numba" in reason, reason
+            variant = estep.VARIANTS[name]
+            X = variant.prepare(np.zeros((1, 2)))  # packing needs no numba
+            try:
+                variant(X, np.ones(1), np.full((1, 2), 0.5))
+            except estep.VariantUnavailable as e:
+                assert name in str(e)
+            else:
+                raise AssertionError(f"{{name}} ran without numba")
+        print("OK", reason)
         """
     )
     proc = subprocess.run(

@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from . import bits
 from . import estep as _estep
+from .bits import BitMatrix
 
 INIT_METHODS = ("random", "kmeans++")
 
@@ -37,11 +39,12 @@ INIT_METHODS = ("random", "kmeans++")
 
 
 def initialize(X, n_components, method, rng):
-    """Starting (π, μ).
+    """Starting (π, μ); X is an N×D binary array or a :class:`bmm.bits.BitMatrix`.
 
     ``random``: μ ~ U(0.25, 0.75), π uniform, as the article. ``kmeans++``: k-means++ seeding
     on Hamming distance picks K images far apart; each mean is the image shrunk halfway to
-    the data's mean pixel intensities, so no μ starts at 0 or 1.
+    the data's mean pixel intensities, so no μ starts at 0 or 1. Both give the same start
+    from the same ``rng`` whether X is dense or packed.
     """
     N, D = X.shape
     K = n_components
@@ -50,33 +53,35 @@ def initialize(X, n_components, method, rng):
         return pi, rng.uniform(0.25, 0.75, size=(K, D))
     if method != "kmeans++":
         raise ValueError(f"init_params must be one of {INIT_METHODS}, got {method!r}")
-    Xf = np.asarray(X, dtype=np.float64)
+    Xb = X if isinstance(X, BitMatrix) else BitMatrix.pack(X)
     centers = [int(rng.integers(N))]
-    # squared distance to the nearest chosen center (Hamming distance for binary images)
-    d2 = _hamming(Xf, Xf[centers[0]]) ** 2
+    # squared distance to the nearest chosen center (Hamming distance: popcount of the XOR)
+    d2 = Xb.hamming(centers[0]).astype(np.float64) ** 2
     for _ in range(1, K):
         total = d2.sum()
         nxt = int(rng.choice(N, p=d2 / total)) if total > 0 else int(rng.integers(N))
         centers.append(nxt)
-        d2 = np.minimum(d2, _hamming(Xf, Xf[nxt]) ** 2)
-    mu = 0.5 * Xf[centers] + 0.5 * Xf.mean(axis=0)
+        d2 = np.minimum(d2, Xb.hamming(nxt).astype(np.float64) ** 2)
+    mean = Xb.column_sums() / N
+    mu = 0.5 * Xb[np.array(centers)].unpack(np.float64) + 0.5 * mean
     return pi, np.clip(mu, 0.05, 0.95)
 
 
-def _hamming(X, x):
-    return X @ (1 - 2 * x) + x.sum()  # Σ_d |X_nd − x_d| for 0/1 data, one product
+def weighted_sums(X, resp):
+    """Σ_n γ_nk x_nd (K×D, float64): one matrix product for dense X, in X's dtype (float32
+    X stays float32: no N×D conversion per step); from the bits for a BitMatrix."""
+    if isinstance(X, BitMatrix):
+        return bits.weighted_sums(X, resp)
+    return (resp.T.astype(X.dtype, copy=False) @ X).astype(np.float64, copy=False)
 
 
 def m_step(X, resp, mu_old, mu_prior=1.0, pi_prior=1.0):
-    """New (π, μ) from the responsibilities: one matrix product for all the means.
-
-    The product runs in X's dtype (float32 X stays float32: no N×D conversion per step).
-    """
+    """New (π, μ) from the responsibilities (float64 whatever resp's precision)."""
     N, K = resp.shape
-    Nk = resp.sum(axis=0)
+    Nk = resp.sum(axis=0, dtype=np.float64)
     a, alpha = mu_prior - 1.0, pi_prior - 1.0
     pi = (Nk + alpha) / (N + K * alpha)
-    weighted = (resp.T.astype(X.dtype, copy=False) @ X).astype(np.float64, copy=False)
+    weighted = weighted_sums(X, resp)
     with np.errstate(divide="ignore", invalid="ignore"):
         mu = (weighted + a) / (Nk + 2 * a)[:, None]
     empty = Nk + 2 * a <= 0
@@ -225,7 +230,7 @@ class BernoulliMixture:
         """Fit by EM, ``n_init`` times from different starts; keep the best objective."""
         X = _check_X(X)
         variant = self._check_params(len(X))
-        Xv = X.astype(variant.dtype, copy=False)
+        Xv = variant.prepare(X)
         rng = np.random.default_rng(self.random_state)
         best = None
         for i in range(self.n_init):
@@ -258,7 +263,8 @@ class BernoulliMixture:
         if not hasattr(self, "means_"):
             raise ValueError("this BernoulliMixture is not fitted yet; call fit(X) first")
         X = _check_X(X, n_features=self.means_.shape[1])
-        return _estep.matmul_fused(X.astype(np.float64, copy=False), self.weights_, self.means_)
+        scorer = _estep.VARIANTS["matmul_fused"]
+        return scorer(scorer.prepare(X), self.weights_, self.means_)
 
     def predict_proba(self, X):
         """Responsibilities p(k | x) for each sample (N×K)."""
@@ -297,6 +303,12 @@ def _is_int(value):
 
 
 def _check_X(X, n_features=None):
+    if isinstance(X, BitMatrix):  # binary by construction
+        if n_features is not None and X.n_features != n_features:
+            raise ValueError(
+                f"X has {X.n_features} features, but the model was fitted on {n_features}"
+            )
+        return X
     X = np.asarray(X)
     if X.ndim != 2:
         raise ValueError(f"X must be a 2-D array (n_samples × n_features), got shape {X.shape}")

@@ -41,6 +41,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bmm.bits import BitMatrix
 from bmm.io import read_metadata, write_parquet
 
 FILES: dict[str, str] = {
@@ -359,9 +360,13 @@ def write_binarized(
 
 
 def load_binarized(
-    path: str | os.PathLike, dtype: npt.DTypeLike = np.float64
-) -> tuple[np.ndarray, np.ndarray]:
-    """X (N, 784) of 0/1 in ``dtype`` and labels y (N,) int64 from :func:`write_binarized`."""
+    path: str | os.PathLike, dtype: npt.DTypeLike = np.float64, *, packed: bool = False
+) -> tuple[np.ndarray | BitMatrix, np.ndarray]:
+    """X and labels y (N,) int64 from :func:`write_binarized`.
+
+    X is (N, 784) of 0/1 in ``dtype``, or with ``packed=True`` a :class:`bmm.bits.BitMatrix`
+    over the stored bytes as they are (98 an image, nothing unpacked).
+    """
     try:
         table = pq.read_table(path)
     except pa.ArrowInvalid as e:
@@ -375,14 +380,16 @@ def load_binarized(
     pixels = table.column("pixels").combine_chunks()
     if pixels.null_count or table.column("label").null_count:
         raise ValueError(f"{path}: null labels or pixels")
-    packed = np.frombuffer(
+    stored = np.frombuffer(
         pixels.buffers()[1],
         dtype=np.uint8,
         count=len(pixels) * N_BYTES,
         offset=pixels.offset * N_BYTES,
     ).reshape(-1, N_BYTES)
     y = table.column("label").to_numpy().astype(np.int64)
-    return unpack(packed, dtype), y
+    if packed:
+        return BitMatrix(stored.copy(), N_PIXELS), y  # a copy owns its memory, not Arrow's
+    return unpack(stored, dtype), y
 
 
 def binarized_metadata(path: str | os.PathLike) -> dict[str, Any]:
