@@ -5,7 +5,7 @@ from bmm.pipeline import job, sources_of
 
 with job(snakemake) as log:
     settings = snakemake.params.fit
-    X, y = mnist.load_binarized(snakemake.input.train, dtype=bool)
+    X, y = mnist.load_binarized(snakemake.input.train, packed=True)  # bits: 98 bytes an image
     log(f"fitting {settings} on up to {len(y)} images")
     model = experiment.fit(X, y, settings)
     meta = provenance.collect(settings, sources_of(snakemake.input.train))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -160,3 +161,47 @@ def test_bench_rejects_unknown_variants_and_bad_sizes(capsys):
     assert "unknown E-step variant 'nope'" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         bench.main(["--N", "0"])
+
+
+def test_bench_suite_reports_every_figure_as_json(capsys):
+    """The suite end to end on small random data: it runs and reports each figure the
+    README describes. Values are timings, so only their presence and sense are checked."""
+    args = ["--suite", "--json", "--N", "300", "--Ks", "3", "6", "--repeats", "1"]
+    assert bench.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    summary = out["summary"]
+    keys = {
+        "speedup_vs_article_k3",
+        "speedup_vs_article_k6",
+        "peak_fraction_k3",
+        "peak_fraction_k6",
+        "em_iter_over_estep_k3",
+        "peak_rss_mib_k6",
+        "loop_over_best_n300_k10",
+        "simd_loop_over_blas_k3",
+    }
+    assert keys <= set(summary)
+    assert all(math.isfinite(summary[k]) and summary[k] > 0 for k in keys)
+    for K in ("3", "6"):
+        point = out["points"][K]
+        assert set(point) == {
+            bench.ARTICLE,
+            *bench.SUITE_VARIANTS,
+            "X @ W (float32)",
+            "X @ W (float64)",
+        }
+        assert summary[f"fastest_k{K}"] in bench.SUITE_VARIANTS
+    assert out["em_iteration"]["variant"] == summary["fastest_k3"]
+    assert (
+        out["peak_rss"]["K"] == 6
+        and out["peak_rss"]["peak_mib"] >= out["peak_rss"]["after_imports_mib"]
+    )
+    assert set(out["gemm_peak_gflops"]) == {"float32", "float64"}
+
+
+def test_bench_suite_prints_a_table_with_the_targets(capsys):
+    assert bench.main(["--suite", "--N", "200", "--Ks", "4", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| matmul_as_published" in out and "| packed_lut" in out
+    assert "One EM iteration of" in out and "Peak resident memory" in out
+    assert "speedup_vs_article_k4" in out and ">= 20:" in out
