@@ -1,19 +1,19 @@
-"""Rule plot_figures: the report's figures from the timing, metrics and agreement tables."""
+"""Rule plot_figures: every figure of bmm.report.figures.FIGURES from the pipeline's tables."""
 
 from bmm import io
 from bmm.pipeline import job
-from bmm.report import figures
+from bmm.report.figures import FIGURES, Tables
 
 with job(snakemake) as log:
-    i, o = snakemake.input, snakemake.output
-    timings = io.read_parquet(i.timings)
-    peaks = io.read_metadata(i.timings)["gemm_peak_gflops"]
-    metrics = io.read_parquet(i.metrics)
-    figures.time_vs_N(timings, o.time_vs_N)
-    figures.speedup(timings, o.speedup, snakemake.params.baseline)
-    figures.time_vs_K(timings, o.time_vs_K)
-    figures.efficiency(timings, peaks, o.efficiency)
-    figures.clustering_vs_K(metrics, o.clustering_vs_K)
-    figures.traces(io.read_parquet(i.traces), o.traces)
-    figures.agreement(io.read_parquet(i.agreement), o.agreement)
-    log(f"wrote {len(o)} figures")
+    i = snakemake.input
+    tables = Tables(
+        timings=io.read_parquet(i.timings),
+        peaks=io.read_metadata(i.timings)["gemm_peak_gflops"],
+        metrics=io.read_parquet(i.metrics),
+        traces=io.read_parquet(i.traces),
+        agreement=io.read_parquet(i.agreement),
+        baseline=snakemake.params.baseline,
+    )
+    for name, figure in FIGURES.items():
+        figure.draw(tables, snakemake.output[name])
+        log(f"drew {name}")

@@ -5,18 +5,19 @@ from pathlib import Path
 from bmm import io
 from bmm.pipeline import job
 from bmm.report import html
-
-CAPTIONS = Path(snakemake.scriptdir).parent / "workflow" / "report"
-FIGURES = ("time_vs_N", "speedup", "time_vs_K", "efficiency", "clustering_vs_K", "traces",
-           "agreement")  # fmt: skip
+from bmm.report.figures import FIGURES
 
 with job(snakemake) as log:
     i = snakemake.input
-    captions = {name: (CAPTIONS / f"{name}.rst").read_text().strip() for name in FIGURES}
-    means = [(Path(p), f"Cluster means of {Path(p).stem.split('_')[-1]}.") for p in i.means]
+    figures = {
+        name: (Path(i[f"fig_{name}"]), Path(i[f"caption_{name}"]).read_text().strip())
+        for name in FIGURES
+    }
+    means_caption = Path(i.caption_means).read_text().strip()
+    means = [(Path(p), f"{means_caption} ({Path(p).stem.split('_')[-1]}.)") for p in i.means]
     html.render(
         snakemake.output.html,
-        figures={name: (Path(i[f"fig_{name}"]), captions[name]) for name in FIGURES},
+        figures=figures,
         means=means,
         timings=io.read_parquet(i.timings),
         timing_meta=io.read_metadata(i.timings),

@@ -55,8 +55,8 @@ SUITE_VARIANTS = (
     "numba_simd",
     "packed_lut",
 )
-ARTICLE = "matmul_as_published"  # the article's three lines, as published
-ATTEMPT_1 = "loops_ndk_as_published"  # the article's first attempt, as published
+ARTICLE = estep.ARTICLE_FINAL  # the article's three lines, as published
+ATTEMPT_1 = estep.ARTICLE_FIRST  # the article's first attempt, as published
 
 #: What issue 8 asked of a 2-core machine (ratios from one run); printed beside the results.
 TARGETS = {

@@ -89,6 +89,9 @@ class VariantUnavailable(RuntimeError):
 
 VARIANTS: dict[str, Variant] = {}
 
+#: The article's own code, exactly as published: its first attempt and its final three lines.
+ARTICLE_FIRST, ARTICLE_FINAL = "loops_ndk_as_published", "matmul_as_published"
+
 
 def _register(name, dtype=np.float64, attempt="", stable=True, packed=False, unavailable=None):
     def wrap(func):

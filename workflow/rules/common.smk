@@ -9,6 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 import bmm.config  # noqa: E402
 from bmm.mnist import FILES  # noqa: E402
+from bmm.report.figures import FIGURES  # noqa: E402
 
 # Stop before any job starts if a value is out of range: each problem names its key.
 try:
@@ -46,8 +47,36 @@ def fit_outputs(name):
     ]
 
 
-def mean_figures():
-    return expand("results/report/figures/means_K{K}.png", K=config["fit"]["K"])
+def figure_outputs():
+    """plot_figures' outputs: every figure of bmm.report.figures.FIGURES, flagged for
+    `snakemake --report` with its caption, workflow/report/<name>.rst."""
+    return {
+        name: report(
+            f"results/report/figures/{name}.png",
+            caption=f"../report/{name}.rst",
+            category=figure.category,
+        )
+        for name, figure in FIGURES.items()
+    }
+
+
+def report_figures():
+    """render_report's figure inputs, fig_<name>."""
+    return {f"fig_{name}": f"results/report/figures/{name}.png" for name in FIGURES}
+
+
+def report_captions():
+    """render_report's caption inputs, caption_<name> (and the cluster means')."""
+    captions = Path(workflow.basedir) / "workflow" / "report"
+    return {
+        f"caption_{name}": str(captions / f"{name}.rst") for name in [*FIGURES, "means"]
+    }
+
+
+def means_params(wildcards):
+    """The params table whose cluster means plot_means draws for K: report.variant, report.seed."""
+    show = config["report"]
+    return f"results/fits/{show['variant']}/K{wildcards.K}/seed{show['seed']}/params.parquet"
 
 
 def all_outputs():

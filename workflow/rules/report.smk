@@ -1,5 +1,5 @@
 # Figures from the tables, then one self-contained HTML page. The figures are also flagged
-# for `snakemake --report report.html`, with captions from workflow/report/.
+# for `snakemake --report report.zip`, with captions from workflow/report/.
 
 
 rule plot_figures:
@@ -9,41 +9,7 @@ rule plot_figures:
         traces="results/tables/traces.parquet",
         agreement="results/tables/agreement.parquet",
     output:
-        time_vs_N=report(
-            "results/report/figures/time_vs_N.png",
-            caption="../report/time_vs_N.rst",
-            category="Speed",
-        ),
-        speedup=report(
-            "results/report/figures/speedup.png",
-            caption="../report/speedup.rst",
-            category="Speed",
-        ),
-        time_vs_K=report(
-            "results/report/figures/time_vs_K.png",
-            caption="../report/time_vs_K.rst",
-            category="Speed",
-        ),
-        efficiency=report(
-            "results/report/figures/efficiency.png",
-            caption="../report/efficiency.rst",
-            category="Speed",
-        ),
-        clustering_vs_K=report(
-            "results/report/figures/clustering_vs_K.png",
-            caption="../report/clustering_vs_K.rst",
-            category="Clusters",
-        ),
-        traces=report(
-            "results/report/figures/traces.png",
-            caption="../report/traces.rst",
-            category="Clusters",
-        ),
-        agreement=report(
-            "results/report/figures/agreement.png",
-            caption="../report/agreement.rst",
-            category="Agreement",
-        ),
+        **figure_outputs(),
     log:
         "logs/plot_figures.log",
     benchmark:
@@ -58,7 +24,7 @@ rule plot_figures:
 
 rule plot_means:
     input:
-        params=lambda wildcards: f"{fit_dir(config['report']['variant'], wildcards.K, config['report']['seed'])}/params.parquet",
+        params=means_params,
         test="results/data/test.parquet",
     output:
         figure=report(
@@ -79,12 +45,9 @@ rule plot_means:
 
 rule render_report:
     input:
-        unpack(
-            lambda wildcards: {
-                f"fig_{k}": v for k, v in rules.plot_figures.output.items()
-            }
-        ),
-        means=mean_figures(),
+        **report_figures(),
+        **report_captions(),
+        means=expand("results/report/figures/means_K{K}.png", K=config["fit"]["K"]),
         timings="results/timings/estep.parquet",
         metrics="results/tables/metrics.parquet",
         agreement="results/tables/agreement.parquet",

@@ -1,12 +1,18 @@
-"""The report's figures, each a function from tables to a saved image.
+"""The report's figures: each a function from the pipeline's tables to one saved PNG.
 
-Every function takes the pipeline's tables (pandas DataFrames as written to Parquet) and a
-path, draws one figure and saves it (PNG at 110 dpi). They never recompute results.
+:data:`FIGURES` lists them, in the report's order, with the report category each belongs to;
+the Snakemake rules, the figure script and the HTML page all read that one list, and each
+figure's caption is ``workflow/report/<name>.rst``. The functions never recompute a result:
+they draw what the tables hold. Figures are 10 inches wide at most (1100 px at 110 dpi, the
+report page's width), so they are shown at full size.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import matplotlib
 
@@ -16,23 +22,47 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ..estep import VARIANTS
+from ..estep import ARTICLE_FINAL, ARTICLE_FIRST, VARIANTS
 from ..timing import summarise
 
-#: The article's two published timings (N=1000, K=10, D=784).
-ARTICLE = {"loops_ndk": 11.688, "matmul": 0.012}
+#: The article's published timings (N = 1000, K = 10, D = 784), by our name for its code.
+ARTICLE_SECONDS = {ARTICLE_FIRST: 11.688, ARTICLE_FINAL: 0.012}
+#: The article's point: the N and K of its published timings.
+ARTICLE_N, ARTICLE_K = 1000, 10
 
 DPI = 110
+WIDTH = 10.0  # inches: the report page's width at DPI
 
 
-def _style(variant: str) -> dict:
+@dataclass
+class Tables:
+    """Everything a figure may draw from, as the pipeline wrote it."""
+
+    timings: pd.DataFrame
+    peaks: dict[str, float]  # same-run GEMM peak GFLOP/s by dtype name
+    metrics: pd.DataFrame
+    traces: pd.DataFrame
+    agreement: pd.DataFrame
+    baseline: str  # the variant speedups are measured against
+    summary: pd.DataFrame = field(init=False)  # timings summarised per (variant, N, K)
+
+    def __post_init__(self):
+        self.summary = summarise(self.timings)
+
+
+# ---------------------------------------------------------------------------------------
+# Shared drawing helpers
+
+
+def _style(variant: str) -> dict[str, Any]:
     order = list(VARIANTS)
     i = order.index(variant) if variant in order else len(order)
-    cmap = plt.get_cmap("tab10")
+    unstable = variant in VARIANTS and not VARIANTS[variant].stable
     return {
-        "color": cmap(i % 10),
-        "marker": "osD^vP*Xh"[i % 9],
-        "linestyle": "--" if not VARIANTS.get(variant, VARIANTS["matmul"]).stable else "-",
+        "color": plt.get_cmap("tab20")(i % 20),
+        "marker": "osD^vP*Xhp<>"[i % 12],
+        "linestyle": "--" if unstable else "-",
+        "markersize": 4,
     }
 
 
@@ -41,8 +71,35 @@ def _ordered(variants) -> list[str]:
     return sorted(set(variants), key=lambda v: order.index(v) if v in order else 99)
 
 
-def _save(fig, path):
-    fig.tight_layout()
+def _log_axes(ax, xlabel: str, ylabel: str, title: str, y: bool = True) -> None:
+    ax.set_xscale("log")
+    if y:
+        ax.set_yscale("log")
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    ax.grid(True, which="both", alpha=0.3)
+
+
+def _legend_below(fig, axes, ncol: int = 4) -> None:
+    """One legend for the figure, below the panels, so it never covers a line."""
+    handles, labels = {}, []
+    for ax in np.ravel(axes):
+        for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            if label not in handles:
+                handles[label] = h
+                labels.append(label)
+    if labels:
+        fig.legend(
+            [handles[k] for k in labels],
+            labels,
+            loc="lower center",
+            ncol=ncol,
+            fontsize=8,
+            frameon=False,
+        )
+
+
+def _save(fig, path, legend_rows: int = 0) -> None:
+    fig.tight_layout(rect=(0, 0.045 * legend_rows, 1, 1))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
 
@@ -50,184 +107,345 @@ def _save(fig, path):
 def focus_K(timings: pd.DataFrame) -> int:
     """The K the single-K figures show: the article's 10 if timed, else the smallest."""
     Ks = sorted(timings["K"].unique())
-    return 10 if 10 in Ks else int(Ks[0])
+    return ARTICLE_K if ARTICLE_K in Ks else int(Ks[0])
 
 
-def time_vs_N(timings: pd.DataFrame, path, K: int | None = None) -> None:
-    """E-step seconds against N (log–log), median with min–max band, one line per variant."""
-    K = K or focus_K(timings)
-    s = summarise(timings)
-    s = s[s["K"] == K]
-    skipped = timings[(timings["status"] == "skipped") & (timings["K"] == K)]
-    fig, ax = plt.subplots(figsize=(8, 5.2))
-    for v in _ordered(timings["variant"]):
+def _predicted(t: Tables, K: int) -> pd.DataFrame:
+    """Points skipped for the budget, with their predicted seconds, at K."""
+    s = t.timings
+    return s[(s["status"] == "skipped") & (s["K"] == K) & s["predicted_s"].notna()]
+
+
+def _rows(n_items: int, ncol: int) -> int:
+    return math.ceil(n_items / ncol)
+
+
+# ---------------------------------------------------------------------------------------
+# Speed
+
+
+def time_vs_N(t: Tables, path) -> None:
+    """E-step seconds against N (log–log), median with min–max band, one line per variant;
+    points skipped for the budget as hollow markers at their predicted time; the article's
+    two published timings as black stars."""
+    K = focus_K(t.timings)
+    s = t.summary[t.summary["K"] == K]
+    pred = _predicted(t, K)
+    fig, ax = plt.subplots(figsize=(WIDTH, 6.2))
+    for v in _ordered(t.timings["variant"]):
         d = s[s["variant"] == v].sort_values("N")
         st = _style(v)
         if len(d):
-            ax.plot(d["N"], d["median_s"], label=v, color=st["color"], marker=st["marker"],
-                    linestyle=st["linestyle"], markersize=4)  # fmt: skip
+            ax.plot(d["N"], d["median_s"], label=v, **st)
             ax.fill_between(d["N"], d["min_s"], d["max_s"], color=st["color"], alpha=0.2)
-        p = skipped[(skipped["variant"] == v) & skipped["predicted_s"].notna()]
+        p = pred[pred["variant"] == v]
         if len(p):
-            ax.scatter(p["N"], p["predicted_s"], marker="x", color=st["color"], alpha=0.6, s=18)
-    if K == 10:
-        for v, t in ARTICLE.items():
-            ax.scatter([1000], [t], s=120, facecolors="none", edgecolors="k", linewidths=1.5)
-            ax.annotate(f"article: {v} {t:g} s", (1000, t), textcoords="offset points",
-                        xytext=(8, 4), fontsize=8)  # fmt: skip
-    ax.set(xscale="log", yscale="log", xlabel="N (images)", ylabel="E-step time (s)",
-           title=f"E-step time against N (K={K}, D=784); × = skipped, predicted time")  # fmt: skip
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    _save(fig, path)
+            ax.scatter(
+                p["N"],
+                p["predicted_s"],
+                marker=st["marker"],
+                facecolors="none",
+                edgecolors=st["color"],
+                s=22,
+                linewidths=0.8,
+            )
+    if K == ARTICLE_K:
+        for v, sec in ARTICLE_SECONDS.items():
+            ax.scatter(
+                [ARTICLE_N],
+                [sec],
+                marker="*",
+                s=140,
+                color="k",
+                zorder=5,
+                label=f"article, published: {v} {sec:g} s",
+            )
+    ax.scatter(
+        [],
+        [],
+        marker="o",
+        facecolors="none",
+        edgecolors="gray",
+        label="not timed (over budget): predicted time",
+    )
+    _log_axes(
+        ax,
+        "N (images, log scale)",
+        "E-step time (s, log scale)",
+        f"E-step time against N (K = {K}, D = 784)",
+    )
+    _legend_below(fig, ax, ncol=3)
+    _save(fig, path, legend_rows=6)
 
 
-def speedup(timings: pd.DataFrame, path, baseline: str, K: int | None = None) -> None:
-    """Speedup over the baseline variant against N, measured side by side in one run."""
-    K = K or focus_K(timings)
-    s = summarise(timings)
-    s = s[s["K"] == K]
-    base = s[s["variant"] == baseline].set_index("N")["median_s"]
-    fig, ax = plt.subplots(figsize=(8, 5.2))
+def _speedup_lines(ax, s: pd.DataFrame, over: str, xcol: str) -> None:
+    base = s[s["variant"] == over].set_index(xcol)["median_s"]
     for v in _ordered(s["variant"]):
-        if v == baseline:
+        if v == over:
             continue
-        d = s[s["variant"] == v].set_index("N")["median_s"]
+        d = s[s["variant"] == v].set_index(xcol)["median_s"]
         common = d.index.intersection(base.index).sort_values()
         if len(common):
-            st = _style(v)
-            ax.plot(common, base[common] / d[common], label=v, color=st["color"],
-                    marker=st["marker"], linestyle=st["linestyle"], markersize=4)  # fmt: skip
-    if K == 10 and baseline == "loops_ndk":
-        ratio = ARTICLE["loops_ndk"] / ARTICLE["matmul"]
-        ax.axhline(ratio, color="k", lw=0.8, ls=":")
-        ax.text(0.01, ratio, f" article: ×{ratio:.0f} at N=1000", va="bottom", fontsize=8,
-                transform=ax.get_yaxis_transform())  # fmt: skip
-    ax.set(xscale="log", yscale="log", xlabel="N (images)",
-           ylabel=f"speedup over {baseline} (×)",
-           title=f"Speedup over {baseline} (K={K}); only where {baseline} was timed")  # fmt: skip
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    _save(fig, path)
+            ax.plot(common, base[common] / d[common], label=v, **_style(v))
+    ax.axhline(1.0, color="k", lw=0.8)
 
 
-def time_vs_K(timings: pd.DataFrame, path) -> None:
-    """E-step seconds against K at a few N, one line per variant."""
-    s = summarise(timings)
+def speedup(t: Tables, path) -> None:
+    """Speedup over the baseline (the article's attempt 1 as published, by default) against N,
+    where both were timed in the same run; the article's own ratio as a dotted line."""
+    K = focus_K(t.timings)
+    s = t.summary[t.summary["K"] == K]
+    fig, ax = plt.subplots(figsize=(WIDTH, 5.8))
+    _speedup_lines(ax, s, t.baseline, "N")
+    if K == ARTICLE_K and t.baseline == ARTICLE_FIRST:
+        ratio = ARTICLE_SECONDS[ARTICLE_FIRST] / ARTICLE_SECONDS[ARTICLE_FINAL]
+        ax.axhline(
+            ratio,
+            color="k",
+            lw=1,
+            ls=":",
+            label=f"article: ×{ratio:.0f} (attempt 4 over 1, N = 1000)",
+        )
+    _log_axes(
+        ax,
+        "N (images, log scale)",
+        f"speedup over {t.baseline} (×, log scale)",
+        f"Speedup over {t.baseline} (K = {K}), where both were timed",
+    )
+    _legend_below(fig, ax, ncol=3)
+    _save(fig, path, legend_rows=5)
+
+
+def speedup_vs_article(t: Tables, path) -> None:
+    """Speedup over the article's final three lines as published, against N (at K = 10) and
+    against K (at the largest N), over the whole grid: the gain beyond the article."""
+    K = focus_K(t.timings)
+    s = t.summary
+    N_max = int(s["N"].max())
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 5.2))
+    _speedup_lines(axes[0], s[s["K"] == K], ARTICLE_FINAL, "N")
+    _log_axes(
+        axes[0],
+        "N (images, log scale)",
+        f"speedup over {ARTICLE_FINAL} (×, log scale)",
+        f"against N (K = {K})",
+    )
+    _speedup_lines(axes[1], s[s["N"] == N_max], ARTICLE_FINAL, "K")
+    _log_axes(
+        axes[1],
+        "K (components, log scale)",
+        f"speedup over {ARTICLE_FINAL} (×, log)",
+        f"against K (N = {N_max})",
+    )
+    fig.suptitle("Speedup over the article's final three lines, as published", fontsize=11)
+    _legend_below(fig, axes, ncol=4)
+    _save(fig, path, legend_rows=4)
+
+
+def time_vs_K(t: Tables, path) -> None:
+    """E-step seconds against K at the article's N and at the largest N."""
+    s = t.summary
     Ns = sorted(s["N"].unique())
-    picks = [n for n in (1000, max(Ns)) if n in Ns] or Ns[-1:]
-    picks = sorted(set(picks))
-    fig, axes = plt.subplots(1, len(picks), figsize=(6 * len(picks), 4.6), squeeze=False)
+    picks = sorted({n for n in (ARTICLE_N, max(Ns)) if n in Ns}) or Ns[-1:]
+    fig, axes = plt.subplots(1, len(picks), figsize=(WIDTH, 5.2), squeeze=False)
     for ax, N in zip(axes[0], picks, strict=True):
         d = s[s["N"] == N]
         for v in _ordered(d["variant"]):
             e = d[d["variant"] == v].sort_values("K")
-            st = _style(v)
-            ax.plot(e["K"], e["median_s"], label=v, color=st["color"], marker=st["marker"],
-                    linestyle=st["linestyle"], markersize=4)  # fmt: skip
-        ax.set(xscale="log", yscale="log", xlabel="K (components)", ylabel="E-step time (s)",
-               title=f"E-step time against K (N={N})")  # fmt: skip
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    _save(fig, path)
+            ax.plot(e["K"], e["median_s"], label=v, **_style(v))
+        _log_axes(ax, "K (components, log scale)", "E-step time (s, log scale)", f"N = {N}")
+    fig.suptitle("E-step time against K", fontsize=11)
+    _legend_below(fig, axes, ncol=4)
+    _save(fig, path, legend_rows=4)
 
 
-def efficiency(timings: pd.DataFrame, peaks: dict[str, float], path) -> None:
-    """Effective GFLOP/s (2·N·K·D per E-step) as a fraction of the same-run GEMM peak."""
-    s = summarise(timings)
+def efficiency(t: Tables, path) -> None:
+    """Effective GFLOP/s (2·N·K·D a call) over the same run's GEMM peak in the same precision,
+    at the smallest and the largest K."""
+    s = t.summary
     Ks = sorted(s["K"].unique())
     picks = sorted({Ks[0], Ks[-1]})
-    fig, axes = plt.subplots(1, len(picks), figsize=(6 * len(picks), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(picks), figsize=(WIDTH, 5.2), squeeze=False, sharey=True)
     for ax, K in zip(axes[0], picks, strict=True):
         d = s[s["K"] == K]
         for v in _ordered(d["variant"]):
             e = d[d["variant"] == v].sort_values("N")
-            peak = peaks.get(str(e["dtype"].iloc[0]), peaks.get("float64"))
-            st = _style(v)
-            ax.plot(e["N"], e["effective_gflops"] / peak, label=v, color=st["color"],
-                    marker=st["marker"], linestyle=st["linestyle"], markersize=4)  # fmt: skip
-        ax.set(xscale="log", yscale="log", xlabel="N (images)",
-               ylabel="fraction of GEMM peak (same dtype)",
-               title=f"Efficiency (K={K}); peak float64 {peaks.get('float64', math.nan):.0f}, "
-                     f"float32 {peaks.get('float32', math.nan):.0f} GFLOP/s")  # fmt: skip
+            peak = t.peaks.get(str(e["dtype"].iloc[0]), t.peaks.get("float64"))
+            ax.plot(e["N"], e["effective_gflops"] / peak, label=v, **_style(v))
         ax.axhline(1.0, color="k", lw=0.8, ls=":")
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    _save(fig, path)
+        _log_axes(ax, "N (images, log scale)", "fraction of GEMM peak (log scale)", f"K = {K}")
+    peaks = ", ".join(f"{dt} {t.peaks[dt]:.0f}" for dt in sorted(t.peaks))
+    fig.suptitle(f"Effective speed over the same run's GEMM peak ({peaks} GFLOP/s)", fontsize=11)
+    _legend_below(fig, axes, ncol=4)
+    _save(fig, path, legend_rows=4)
 
 
-def clustering_vs_K(metrics: pd.DataFrame, path) -> None:
-    """Test purity, NMI and ARI against K, one line per variant (mean over seeds)."""
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
-    g = metrics.groupby(["variant", "K"], as_index=False)[["test_purity", "test_nmi", "test_ari"]]
-    m = g.mean()
-    for ax, col, name in zip(axes, ("test_purity", "test_nmi", "test_ari"),
-                             ("purity", "NMI", "ARI"), strict=True):  # fmt: skip
+# ---------------------------------------------------------------------------------------
+# Clusters
+
+
+def fit_label(row) -> str:
+    """A fit's name in a legend: its variant, and its training size and iterations if capped."""
+    return f"{row['variant']} ({row['n_train']} images, {row['n_iter']} it.)"
+
+
+def full_data(metrics: pd.DataFrame) -> pd.Series:
+    """True for the fits that trained on every training image the run has."""
+    return metrics["n_train"] == metrics["n_train"].max()
+
+
+def clustering_vs_K(t: Tables, path) -> None:
+    """Test purity, NMI, ARI and log-likelihood per image against K. Fits on every training
+    image are solid lines; fits capped to fewer images (and iterations) are dashed and
+    labelled with their training size, so a reader does not mistake a cap for a variant's
+    quality. The held-out log-likelihood puts fits of every size on one scale."""
+    m = t.metrics.groupby(["variant", "K"], as_index=False).agg(
+        test_purity=("test_purity", "mean"),
+        test_nmi=("test_nmi", "mean"),
+        test_ari=("test_ari", "mean"),
+        test_loglik=("test_loglik", "mean"),
+        n_train=("n_train", "max"),
+        n_iter=("n_iter", "max"),
+    )
+    full = full_data(m)
+    cols = [
+        ("test_purity", "test purity"),
+        ("test_nmi", "test NMI"),
+        ("test_ari", "test ARI"),
+        ("test_loglik", "test log-likelihood per image (nats)"),
+    ]
+    fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 8.0))
+    for ax, (col, name) in zip(axes.ravel(), cols, strict=True):
         for v in _ordered(m["variant"]):
             d = m[m["variant"] == v].sort_values("K")
             st = _style(v)
-            ax.plot(d["K"], d[col], label=v, color=st["color"], marker=st["marker"], markersize=4)
-        ax.set(xlabel="K (components)", ylabel=f"test {name}", title=f"Test {name} against K",
-               xscale="log")  # fmt: skip
+            is_full = bool(full[d.index].all())
+            label = v if is_full else fit_label(d.iloc[0]) + ", capped"
+            ax.plot(
+                d["K"],
+                d[col],
+                label=label,
+                color=st["color"],
+                marker=st["marker"],
+                markersize=4,
+                linestyle="-" if is_full else "--",
+            )
+        ax.set_xscale("log")
+        ax.set(xlabel="K (components, log scale)", ylabel=name, title=name.capitalize())
         ax.grid(True, alpha=0.3)
-    axes[0].legend(fontsize=8)
-    _save(fig, path)
+    fig.suptitle("Clustering quality on the 10000 test images against K", fontsize=11)
+    _legend_below(fig, axes, ncol=2)
+    _save(fig, path, legend_rows=5)
 
 
-def traces(traces: pd.DataFrame, path) -> None:
-    """Log-likelihood per image against EM iteration (log scale, from the first M-step), one
-    panel per K, a line per fit."""
-    Ks = sorted(traces["K"].unique())
-    cols = min(4, len(Ks))
-    rows = math.ceil(len(Ks) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False)
-    for ax, K in zip(axes.ravel(), Ks, strict=False):
-        d = traces[traces["K"] == K]
-        for (v, seed), e in d.groupby(["variant", "seed"]):
-            st = _style(v)
-            e = e[e["iteration"] >= 1]  # the random start sits far below; leave it out
-            ax.plot(e["iteration"], e["loglik"], color=st["color"], marker=".", markersize=3,
-                    label=f"{v}" + (f" s{seed}" if seed else ""))  # fmt: skip
-        ax.set(title=f"K={K}", xlabel="EM iteration (from 1)", ylabel="log-likelihood per image",
-               xscale="log")  # fmt: skip
-        ax.grid(True, alpha=0.3)
-    for ax in axes.ravel()[len(Ks) :]:
-        ax.axis("off")
-    axes[0][0].legend(fontsize=7)
-    _save(fig, path)
+def traces(t: Tables, path) -> None:
+    """Training log-likelihood per image against EM iteration, one panel per K: fits on every
+    training image in the top row; capped fits (each on its own smaller subset, so not
+    comparable with the top row) below, labelled with their size."""
+    m = t.metrics[["variant", "K", "seed", "n_train", "n_iter"]]
+    tr = t.traces.merge(m, on=["variant", "K", "seed"], how="left")
+    tr = tr[tr["iteration"] >= 1]  # the random start sits far below; leave it out
+    full = tr["n_train"] == m["n_train"].max()
+    Ks = sorted(tr["K"].unique())
+    fig, axes = plt.subplots(2, len(Ks), figsize=(WIDTH, 6.6), squeeze=False)
+    for row, (subset, title) in enumerate(((tr[full], "all images"), (tr[~full], "capped"))):
+        for ax, K in zip(axes[row], Ks, strict=True):
+            d = subset[subset["K"] == K]
+            for (v, seed), e in d.groupby(["variant", "seed"], sort=False):
+                label = v if row == 0 else fit_label(e.iloc[0])
+                label += f", seed {seed}" if seed else ""
+                ax.plot(
+                    e["iteration"],
+                    e["loglik"],
+                    color=_style(v)["color"],
+                    marker=".",
+                    markersize=3,
+                    label=label,
+                )
+            ax.set_xscale("log")
+            ax.set(title=f"K = {K}, {title}", xlabel="EM iteration (log scale)")
+            ax.grid(True, alpha=0.3)
+            ax.tick_params(labelsize=7)
+        axes[row][0].set_ylabel("log-likelihood per image")
+    fig.suptitle("EM convergence: training log-likelihood per image", fontsize=11)
+    _legend_below(fig, axes, ncol=3)
+    _save(fig, path, legend_rows=5)
 
 
-def agreement(table: pd.DataFrame, path) -> None:
+def agreement(t: Tables, path) -> None:
     """Max |Δμ| and |Δπ| of each variant's fit against the reference's, log scale."""
-    t = table.set_index("variant").loc[_ordered(table["variant"])]
-    ref = t["reference"].iloc[0]
-    t = t.drop(index=ref)
+    table = t.agreement.set_index("variant").loc[_ordered(t.agreement["variant"])]
+    ref = table["reference"].iloc[0]
+    table = table.drop(index=ref)
     floor = 1e-17  # identical results (0) are drawn at this floor
-    fig, ax = plt.subplots(figsize=(8, 4))
-    y = np.arange(len(t))
-    ax.barh(y - 0.2, np.maximum(t["max_abs_diff_mu"], floor), height=0.4, label="max |Δμ|")
-    ax.barh(y + 0.2, np.maximum(t["max_abs_diff_pi"], floor), height=0.4, label="max |Δπ|")
-    ax.set_yticks(y, t.index)
-    ax.set(xscale="log", xlabel=f"difference from {ref} (0 drawn at {floor:g})",
-           title=f"Agreement of the fits on the shared subset, against {ref}")  # fmt: skip
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.45 * len(table) + 1.6))
+    y = np.arange(len(table))
+    ax.barh(y - 0.2, np.maximum(table["max_abs_diff_mu"], floor), height=0.4, label="max |Δμ|")
+    ax.barh(y + 0.2, np.maximum(table["max_abs_diff_pi"], floor), height=0.4, label="max |Δπ|")
+    ax.set_yticks(y, table.index)
+    ax.set_xscale("log")
+    ax.set(
+        xlabel=f"largest difference from {ref} (log scale; 0 drawn at {floor:g})",
+        title=f"Agreement of the fits on the shared subset, against {ref}",
+    )
     ax.grid(True, axis="x", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="lower right")
     _save(fig, path)
 
 
-def cluster_means(pi: np.ndarray, mu: np.ndarray, path, labels: dict[int, int] | None = None,
-                  title: str = "") -> None:  # fmt: skip
-    """Each component's mean image, ordered by weight, with π_k (and majority label)."""
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the report: how to draw it, and where it goes."""
+
+    name: str
+    category: str  # the section of the report (and of `snakemake --report`)
+    draw: Callable[[Tables, Any], None]
+
+
+#: Every figure drawn from the tables, in the report's order.
+FIGURES: dict[str, Figure] = {
+    f.name: f
+    for f in (
+        Figure("time_vs_N", "Speed", time_vs_N),
+        Figure("speedup", "Speed", speedup),
+        Figure("speedup_vs_article", "Speed", speedup_vs_article),
+        Figure("time_vs_K", "Speed", time_vs_K),
+        Figure("efficiency", "Speed", efficiency),
+        Figure("clustering_vs_K", "Clusters", clustering_vs_K),
+        Figure("traces", "Clusters", traces),
+        Figure("agreement", "Agreement", agreement),
+    )
+}
+
+
+def cluster_means(
+    pi: np.ndarray,
+    mu: np.ndarray,
+    path,
+    labels: dict[int, int] | None = None,
+    title: str = "",
+    degenerate: np.ndarray | None = None,
+) -> None:
+    """Each component's mean image, ordered by weight, with π_k (and majority label).
+
+    ``degenerate`` (a bool per component) marks the components that explain next to no
+    image: a red frame and "degenerate" in red in their title.
+    """
     K = len(pi)
     order = np.argsort(-pi)
     cols = min(10, K)
     rows = math.ceil(K / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.25 * cols, 1.45 * rows + 0.5), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.0 * cols, 1.25 * rows + 0.5), squeeze=False)
     side = math.isqrt(mu.shape[1])
     for ax, k in zip(axes.ravel(), order, strict=False):
         ax.imshow(mu[k].reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
         label = f" '{labels[k]}'" if labels and k in labels else ""
-        ax.set_title(f"π={pi[k]:.3f}{label}", fontsize=7)
+        if degenerate is not None and degenerate[k]:
+            ax.set_title(f"degenerate\nπ={pi[k]:.2g}{label}", fontsize=7, color="red")
+            for spine in ax.spines.values():
+                spine.set(color="red", linewidth=2.5)
+        else:
+            ax.set_title(f"π={pi[k]:.3f}{label}", fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])

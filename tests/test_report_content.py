@@ -1,0 +1,244 @@
+"""What the report says and draws, from hand-made tables whose every number is known.
+
+The pipeline tests check that a real run renders; these check that the summary states
+the right ratios, says so when a point was not measured, counts only full-data fits for
+the best purity, and that the figures draw skipped points as predictions and label
+capped fits with their size.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from bmm.estep import ARTICLE_FINAL, ARTICLE_FIRST
+from bmm.report import figures, html
+from bmm.report.figures import FIGURES, Tables
+from bmm.timing import COLUMNS
+
+REPO = Path(__file__).resolve().parents[1]
+PEAKS = {"float64": 50.0, "float32": 100.0}
+MACHINE = {"cpu": "Test CPU 9000", "cores": 2}
+THREADS = {"blas_threads": 2, "numba_threads": 2}
+
+
+def timing_rows(points: dict[tuple[str, int, int], float | str]) -> pd.DataFrame:
+    """A timings table: (variant, N, K) -> seconds (three equal repeats), or 'skip:<s>'."""
+    rows = []
+    for (variant, N, K), value in points.items():
+        dtype = "float32" if variant in ("packed_lut", "matmul_fused_f32") else "float64"
+        if isinstance(value, str):
+            predicted = float(value.split(":")[1])
+            rows.append(
+                (
+                    variant,
+                    N,
+                    K,
+                    784,
+                    dtype,
+                    "skipped",
+                    -1,
+                    np.nan,
+                    predicted,
+                    np.nan,
+                    f"predicted {predicted} s > budget",
+                )
+            )
+        else:
+            for r in range(3):
+                rows.append((variant, N, K, 784, dtype, "ok", r, value, 0.0, 0.0, ""))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def grid(first_at_article_point: float | str = 8.0) -> pd.DataFrame:
+    return timing_rows(
+        {
+            (ARTICLE_FIRST, 100, 10): 0.8,
+            (ARTICLE_FIRST, 1000, 10): first_at_article_point,
+            (ARTICLE_FINAL, 100, 10): 0.002,
+            (ARTICLE_FINAL, 1000, 10): 0.01,
+            (ARTICLE_FINAL, 60000, 10): 0.3,
+            (ARTICLE_FINAL, 60000, 100): 0.9,
+            ("matmul_fused", 1000, 10): 0.004,
+            ("matmul_fused", 60000, 10): 0.05,
+            ("matmul_fused", 60000, 100): 0.2,
+            ("packed_lut", 100, 10): 0.0002,
+            ("packed_lut", 1000, 10): 0.001,
+            ("packed_lut", 60000, 10): 0.01,
+            ("packed_lut", 60000, 100): 0.05,
+        }
+    )
+
+
+def metrics_rows() -> pd.DataFrame:
+    rows = []
+    for variant, n_train, n_iter, purity in (
+        ("loops_ndk", 100, 3, 0.9),  # capped: a high purity on 100 images means little
+        ("packed_lut", 60000, 80, 0.6),
+    ):
+        for K in (10, 100):
+            rows.append(
+                {
+                    "variant": variant,
+                    "K": K,
+                    "seed": 0,
+                    "n_train": n_train,
+                    "n_iter": n_iter,
+                    "test_purity": purity + K / 1000,
+                    "test_nmi": 0.5,
+                    "test_ari": 0.4,
+                    "test_loglik": -100.0 - K / 10,
+                    "train_loglik": -99.0,
+                    "n_degenerate": 0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def traces_rows(metrics: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for m in metrics.itertuples():
+        for it in range(m.n_iter + 1):
+            rows.append(
+                {
+                    "variant": m.variant,
+                    "K": m.K,
+                    "seed": m.seed,
+                    "iteration": it,
+                    "loglik": -200 + 100 * (1 - 0.5**it),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def tables(timings=None) -> Tables:
+    metrics = metrics_rows()
+    agreement = pd.DataFrame(
+        {
+            "variant": ["matmul_fused", "packed_lut"],
+            "reference": "matmul_fused",
+            "max_abs_diff_mu": [0.0, 2e-6],
+            "max_abs_diff_pi": [0.0, 1e-7],
+        }
+    )
+    return Tables(
+        timings if timings is not None else grid(),
+        PEAKS,
+        metrics,
+        traces_rows(metrics),
+        agreement,
+        ARTICLE_FIRST,
+    )
+
+
+# ---------------------------------------------------------------------------------------
+# The summary
+
+
+def test_summary_numbers_are_read_off_the_tables():
+    t = tables()
+    numbers = html.headline_numbers(t.timings, PEAKS, t.metrics)
+    a = numbers["article_point"]
+    assert a["fastest"] == "packed_lut" and a["speedup"] == pytest.approx(8.0 / 0.001)
+    assert numbers["N_max"] == 60000
+    assert numbers["large"][10]["speedup"] == pytest.approx(0.3 / 0.01)
+    assert numbers["large"][100]["fastest"] == "packed_lut"
+    assert numbers["large"][100]["speedup"] == pytest.approx(0.9 / 0.05)
+    # 2·N·K·D / t over the float32 peak
+    fraction = 2 * 60000 * 100 * 784 / 0.05 / 1e9 / PEAKS["float32"]
+    assert numbers["large"][100]["peak_fraction"] == pytest.approx(fraction)
+    # the capped loops_ndk fits have the higher purity, but only full-data fits count
+    assert numbers["best_purity"]["variant"] == "packed_lut"
+    assert numbers["best_purity"]["K"] == 100 and numbers["best_purity"]["n_train"] == 60000
+
+
+def test_summary_paragraph_states_them_with_the_machine():
+    t = tables()
+    text = html.summary_html(html.headline_numbers(t.timings, PEAKS, t.metrics), MACHINE, THREADS)
+    plain = re.sub(r"<[^>]+>", "", text)
+    assert "Test CPU 9000" in plain and "2 cores" in plain
+    assert "8,000× faster than the article's own attempt 1 as published" in plain
+    assert "the article reported 974×" in plain
+    assert "30.0× the article's three lines" in plain and "18.0×" in plain
+    assert "more than the peak" in plain  # 188 % of the float32 peak at K = 100
+    assert "0.700" in plain and "K = 100" in plain
+    assert "nan" not in plain.lower()
+
+
+def test_summary_says_when_attempt_1_was_not_timed():
+    t = tables(grid(first_at_article_point="skip:12.5"))
+    numbers = html.headline_numbers(t.timings, PEAKS, t.metrics)
+    assert np.isnan(numbers["article_point"]["speedup"])
+    plain = re.sub(r"<[^>]+>", "", html.summary_html(numbers, MACHINE, THREADS))
+    assert "was not timed there (predicted 12.5 s, over the budget), so no ratio" in plain
+    assert "faster than the article's own attempt 1" not in plain
+
+
+# ---------------------------------------------------------------------------------------
+# The figures
+
+
+def test_every_figure_has_a_caption_file():
+    captions = {p.stem for p in (REPO / "workflow/report").glob("*.rst")}
+    assert set(FIGURES) <= captions
+    assert captions - set(FIGURES) == {"means", "workflow"}
+
+
+@pytest.mark.parametrize("name", list(FIGURES))
+def test_every_figure_draws_and_fits_the_page(name, tmp_path):
+    path = tmp_path / f"{name}.png"
+    FIGURES[name].draw(tables(), path)
+    height, width = matplotlib.image.imread(path).shape[:2]
+    assert width <= 1100, f"{name} is {width} px wide: wider than the report page"
+    assert height > 200
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    """Draw a figure and keep its matplotlib Figure instead of only saving it."""
+    kept = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path, legend_rows=0: kept.append(fig))
+
+    def draw(name):
+        FIGURES[name].draw(tables(grid(first_at_article_point="skip:12.5")), None)
+        return kept[-1]
+
+    return draw
+
+
+def test_skipped_points_are_drawn_as_predictions_not_measurements(drawn):
+    ax = drawn("time_vs_N").axes[0]
+    first = [line for line in ax.get_lines() if line.get_label() == ARTICLE_FIRST]
+    assert list(first[0].get_xdata()) == [100]  # the measured point only
+    hollow = [c.get_offsets().tolist() for c in ax.collections if len(c.get_offsets())]
+    assert [[1000.0, 12.5]] in hollow  # the skipped point, at its predicted time
+    labels = [t.get_text() for t in drawn("time_vs_N").legends[0].get_texts()]
+    assert "not timed (over budget): predicted time" in labels
+
+
+def test_capped_fits_are_labelled_with_their_size(drawn):
+    fig = drawn("clustering_vs_K")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "loops_ndk (100 images, 3 it.), capped" in labels
+    assert "packed_lut" in labels
+    styles = {line.get_label(): line.get_linestyle() for line in fig.axes[0].get_lines()}
+    assert styles["packed_lut"] == "-" and styles["loops_ndk (100 images, 3 it.), capped"] == "--"
+
+
+def test_traces_keep_capped_fits_apart(drawn):
+    fig = drawn("traces")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == [
+        "K = 10, all images",
+        "K = 100, all images",
+        "K = 10, capped",
+        "K = 100, capped",
+    ]
+    top = {line.get_label() for ax in fig.axes[:2] for line in ax.get_lines()}
+    bottom = {line.get_label() for ax in fig.axes[2:] for line in ax.get_lines()}
+    assert top == {"packed_lut"} and bottom == {"loops_ndk (100 images, 3 it.)"}
