@@ -43,7 +43,6 @@ import numpy.typing as npt
 import pooch
 import pyarrow as pa
 import pyarrow.parquet as pq
-import requests
 from tqdm import tqdm
 
 from bmm.io import read_metadata, write_parquet
@@ -246,6 +245,8 @@ class _LogProgress:
 
 
 class _ForwardTo(logging.Handler):
+    """A logging handler that hands each record's message to a ``log(message)`` function."""
+
     def __init__(self, log: Callable[[str], Any]) -> None:
         super().__init__()
         self.log = log
@@ -268,12 +269,16 @@ def _pooch_logs_to(log: Callable[[str], Any]) -> Iterator[None]:
 
 def _is_client_error(e: BaseException) -> bool:
     """An HTTP 4xx: the mirror answered, and asking again will not change its answer."""
+    import requests  # here, as pooch does: 0.1 s to import, needed only by a download
+
     response = getattr(e, "response", None)
     return isinstance(e, requests.HTTPError) and response is not None and response.status_code < 500
 
 
 def _why(e: BaseException, timeout: float) -> str:
     """A short human reason for a failed attempt (the first cause in the chain we recognise)."""
+    import requests
+
     if isinstance(e, requests.HTTPError) and e.response is not None:
         return f"HTTP {e.response.status_code} {e.response.reason}"
     cause: BaseException | None = e
@@ -295,6 +300,7 @@ def _why(e: BaseException, timeout: float) -> str:
 
 
 def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set back at once)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
