@@ -30,7 +30,7 @@ import pytest
 from bmm.mnist import FILES
 
 REPO = Path(__file__).resolve().parents[1]
-MIRROR_MODES = ("ok", "404", "500", "corrupt", "truncate", "hang")
+MIRROR_MODES = ("ok", "404", "500", "corrupt", "truncate", "hang", "nolength")
 
 
 def make_idx(path: Path, array: np.ndarray, magic: int | None = None, gz: bool = True) -> Path:
@@ -111,7 +111,8 @@ def _handler(directory: Path, mode: str, requests: list[str], stop: threading.Ev
             data = file.read_bytes()
             self.send_response(200)
             self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(len(data)))
+            if mode != "nolength":  # without it, closing the connection ends the body
+                self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             if mode == "corrupt":
                 data = bytes(b ^ 0xFF for b in data[:64]) + data[64:]
@@ -162,7 +163,8 @@ def http_mirror() -> Iterator[Callable[..., ServedMirror]]:
 
     Modes: "ok" serves files (404 for missing ones), "404" and "500" always answer that
     status, "corrupt" serves the right length with the first 64 bytes flipped, "truncate"
-    announces the full length but sends half and closes, "hang" never answers.
+    announces the full length but sends half and closes, "hang" never answers, "nolength"
+    serves files without a Content-Length header (their size unknown until the end).
     """
     servers: list[MirrorServer] = []
 

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import logging
+import os
+import re
+import stat
 
 import numpy as np
+import pooch
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -47,6 +52,15 @@ def fetch(synthetic_mnist, tmp_path):
     return run
 
 
+class RecordingHandler(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def same_as_source(fetch, synthetic_mnist) -> bool:
     return fetch.dest.read_bytes() == (synthetic_mnist.dir / NAME).read_bytes()
 
@@ -64,17 +78,60 @@ def test_download_over_http(fetch, synthetic_mnist, http_mirror):
     assert sorted(p.name for p in fetch.dest.parent.iterdir()) == [NAME]
 
 
-def test_download_logs_progress_per_mib(tmp_path, http_mirror):
+def serve_big_file(tmp_path, http_mirror, mode="ok") -> tuple[str, bytes]:
+    """A mirror serving big.bin, 3 MiB and 5 bytes of random data."""
     (tmp_path / "src").mkdir()
     data = np.random.default_rng(0).bytes(3 * 2**20 + 5)
     (tmp_path / "src" / "big.bin").write_bytes(data)
+    return http_mirror(tmp_path / "src", mode), data
+
+
+def test_download_logs_a_progress_bar_line_per_tenth(tmp_path, http_mirror):
+    url, data = serve_big_file(tmp_path, http_mirror)
     logs: list[str] = []
     sha = hashlib.sha256(data).hexdigest()
-    url = http_mirror(tmp_path / "src")
     download("big.bin", tmp_path / "big.bin", [url], sha, backoff=0, log=logs.append)
-    progress = [line for line in logs if line.endswith(f" of {len(data)} bytes")]
-    assert [int(line.split()[1]) // 2**20 for line in progress] == [1, 2, 3]
+    bar = re.compile(r"big\.bin: +(\d+)%\|[#0-9 ]{10}\| (\S+)/3\.15M \[")
+    percents = [int(m[1]) for m in map(bar.match, logs) if m]
+    assert len(percents) == 10, logs  # a few lines, not one per chunk
+    assert percents == sorted(set(percents)) and percents[-1] == 100
+    assert bar.match(next(line for line in logs if "100%" in line))[2] == "3.15M"
     assert (tmp_path / "big.bin").read_bytes() == data
+
+
+def test_download_logs_progress_per_mib_when_the_size_is_unknown(tmp_path, http_mirror):
+    url, data = serve_big_file(tmp_path, http_mirror, "nolength")
+    logs: list[str] = []
+    sha = hashlib.sha256(data).hexdigest()
+    download("big.bin", tmp_path / "big.bin", [url], sha, backoff=0, log=logs.append)
+    sizes = [m[1] for m in map(re.compile(r"big\.bin: ([\d.]+)MB \[").match, logs) if m]
+    assert sizes == ["1.05", "2.10", "3.15"], logs  # 1, 2 and 3 MiB in (decimal) MB
+    assert (tmp_path / "big.bin").read_bytes() == data
+
+
+def test_pooch_reports_into_the_log_only(fetch, synthetic_mnist, http_mirror):
+    elsewhere = RecordingHandler()
+    logger = pooch.get_logger()
+    logger.addHandler(elsewhere)
+    try:
+        url = http_mirror(synthetic_mnist.dir)
+        fetch([url])
+    finally:
+        logger.removeHandler(elsewhere)
+    said = [line for line in fetch.logs if line.startswith("pooch: ")]
+    assert len(said) == 1 and f"{url}/{NAME}" in said[0]
+    assert elsewhere.records == []  # not also on stderr, where pooch's own handler writes
+    assert elsewhere not in logger.handlers and logger.handlers  # pooch's handler is back
+
+
+@pytest.mark.parametrize("served", ["http", "directory"])
+def test_downloaded_file_gets_the_usual_mode(fetch, synthetic_mnist, http_mirror, served):
+    umask = os.umask(0o022)
+    os.umask(umask)
+    mirror = http_mirror(synthetic_mnist.dir) if served == "http" else str(synthetic_mnist.dir)
+    fetch([mirror])
+    # as any file this process writes, not the 0600 of a temporary file
+    assert stat.S_IMODE(fetch.dest.stat().st_mode) == 0o666 & ~umask
 
 
 def test_download_from_local_directory(fetch, synthetic_mnist, monkeypatch):

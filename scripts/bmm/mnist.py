@@ -21,25 +21,29 @@ Parquet table with columns ``label`` (uint8) and ``pixels`` (fixed_size_binary(9
 
 from __future__ import annotations
 
+import contextlib
 import gzip
-import hashlib
 import http.client
+import logging
 import numbers
 import os
+import re
+import shutil
 import struct
 import time
-import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 import numpy.typing as npt
+import pooch
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tqdm import tqdm
 
 from bmm.bits import BitMatrix
 from bmm.io import read_metadata, write_parquet
@@ -65,8 +69,9 @@ N_BYTES = N_PIXELS // 8
 THRESHOLD_ARTICLE = "article"
 PACKING = "numpy.packbits, big bit order, 784 pixels -> 98 bytes"
 
-_CHUNK = 1 << 16
-_LOG_EVERY = 1 << 20
+_CHUNK = 1 << 16  # bytes per read of a download
+_PROGRESS_LINES = 10  # progress lines logged per download of known size
+_LOG_EVERY = 1 << 20  # bytes between progress lines when the size is unknown
 _FIX_HINT = (
     "To use a local copy instead, point the config key `mnist.mirrors` at the directory "
     "holding the four .gz files: write a YAML file containing\n"
@@ -84,6 +89,13 @@ class IDXError(ValueError):
 
 
 # --------------------------------------------------------------------------- download
+#
+# pooch does the transfer: its HTTPDownloader (requests, with the timeout), a temporary file
+# beside ``dest``, the SHA-256 check and the rename into place, deleting the temporary file
+# whatever happens. Ours is what pooch does differently or not at all: the mirror list, the
+# retry policy (pooch retries 4xx answers and checksum mismatches too, with a fixed linear
+# wait), file:// and directory mirrors, the progress in the job's log, and one error naming
+# every mirror's failure.
 
 
 def download(
@@ -101,27 +113,27 @@ def download(
 
     A mirror is an http(s):// URL, a file:// URL or a local directory. URL mirrors get up
     to ``retries`` attempts, ``backoff * 2**i`` seconds apart, on network errors and HTTP
-    5xx; an HTTP 4xx or a checksum mismatch moves on to the next mirror at once. The bytes
-    land in a temporary file next to ``dest``, renamed to ``dest`` only once the checksum
-    matches. Returns the mirror that served the file; raises :class:`DownloadError`, with
-    every mirror's failure and how to fix it, when none did (``dest`` then does not exist).
+    5xx; an HTTP 4xx or a checksum mismatch moves on to the next mirror at once. Each
+    attempt is a :func:`pooch.retrieve`: the bytes land in a temporary file next to
+    ``dest``, renamed to ``dest`` only once the checksum matches. Progress, and what pooch
+    reports, go to ``log``. Returns the mirror that served the file; raises
+    :class:`DownloadError`, with every mirror's failure and how to fix it, when none did
+    (``dest`` then does not exist).
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+    # Always fetched afresh (pooch would keep a file already there whose hash matches, and
+    # none would have "served" it); a stale one must not survive a failure either.
+    dest.unlink(missing_ok=True)
     failures: list[str] = []
-    try:
+    with _pooch_logs_to(log):
         for mirror in map(os.fspath, mirrors):
             failure = _try_mirror(
-                mirror, filename, tmp, sha256.lower(), timeout, retries, backoff, log
+                mirror, filename, dest, sha256.lower(), timeout, retries, backoff, log
             )
             if failure is None:
-                os.replace(tmp, dest)
                 return mirror
             failures.append(failure)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dest.unlink(missing_ok=True)
     tried = "\n".join(f"  - {f}" for f in failures) or "  (no mirrors were given)"
     raise DownloadError(
         f"could not download {filename} (sha256 {sha256}) from any mirror:\n{tried}\n{_FIX_HINT}"
@@ -131,14 +143,14 @@ def download(
 def _try_mirror(
     mirror: str,
     filename: str,
-    tmp: Path,
+    dest: Path,
     sha256: str,
     timeout: float,
     retries: int,
     backoff: float,
     log: Callable[[str], Any],
 ) -> str | None:
-    """Fetch ``filename`` from ``mirror`` into ``tmp``: None when it checks out, else why not."""
+    """Fetch ``filename`` from ``mirror`` into ``dest``: None when it checks out, else why not."""
     source, remote = _locate(mirror, filename)
     if source is None:
         return f"{mirror}: unsupported mirror (neither http(s)://, file:// nor a directory)"
@@ -147,18 +159,38 @@ def _try_mirror(
         if attempt:
             time.sleep(backoff * 2 ** (attempt - 1))
         log(f"{filename}: trying {source} (attempt {attempt + 1}/{attempts})")
+        if remote:
+            downloader = pooch.HTTPDownloader(
+                progressbar=_LogProgress(filename, log),
+                chunk_size=_CHUNK,
+                timeout=timeout,
+                headers={"User-Agent": "bmm-mnist"},
+            )
+        else:
+            downloader = _copy_local
         try:
-            nbytes, digest = _fetch(source, remote, tmp, timeout, filename, log)
-        except (OSError, http.client.HTTPException) as e:
+            pooch.retrieve(
+                source,
+                known_hash=f"sha256:{sha256}",
+                fname=dest.name,
+                path=dest.parent,
+                downloader=downloader,
+            )
+        except OSError as e:  # requests' errors are OSErrors too
             failure = f"{source}: {_why(e, timeout)}"
             log(f"{filename}: {failure}")
-            if isinstance(e, urllib.error.HTTPError) and e.code < 500:
+            if _is_client_error(e):
                 return failure
             continue
-        if digest != sha256:
-            log(f"{filename}: checksum mismatch from {source}: got {digest}, expected {sha256}")
-            return f"{source}: checksum mismatch (got {digest}, expected {sha256})"
-        log(f"{filename}: served by {mirror}: {nbytes} bytes, sha256 ok")
+        except ValueError as e:  # pooch: the hash does not match (the bytes are deleted)
+            got = re.search(r"but got ([0-9a-f]+)", str(e))
+            if got is None:
+                raise
+            log(f"{filename}: checksum mismatch from {source}: got {got[1]}, expected {sha256}")
+            return f"{source}: checksum mismatch (got {got[1]}, expected {sha256})"
+        # pooch's temporary file is created 0600; give the file the mode open() would have
+        dest.chmod(0o666 & ~_umask())
+        log(f"{filename}: served by {mirror}: {dest.stat().st_size} bytes, sha256 ok")
         return None
     return failure + (f" (after {attempts} attempts)" if attempts > 1 else "")
 
@@ -175,53 +207,104 @@ def _locate(mirror: str, filename: str) -> tuple[str | None, bool]:
     return None, False
 
 
-def _fetch(
-    source: str, remote: bool, tmp: Path, timeout: float, label: str, log: Callable[[str], Any]
-) -> tuple[int, str]:
-    """Copy ``source`` into ``tmp``; return (number of bytes, SHA-256 hex digest)."""
-    with open(tmp, "wb") as out:
-        if not remote:
-            with open(source, "rb") as src:
-                return _copy(src, out, os.fstat(src.fileno()).st_size, label, log)
-        request = urllib.request.Request(source, headers={"User-Agent": "bmm-mnist"})
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            total = response.length
-            nbytes, digest = _copy(response, out, total, label, log)
-    if total is not None and nbytes != total:
-        raise ConnectionError(
-            f"incomplete transfer: connection closed after {nbytes} of {total} bytes"
-        )
-    return nbytes, digest
+def _copy_local(source: str, output_file: str, _pooch: Any) -> None:
+    """A pooch downloader for a file on a local (or mounted) file system."""
+    shutil.copyfile(source, output_file)
 
 
-def _copy(
-    src: BinaryIO, out: BinaryIO, total: int | None, label: str, log: Callable[[str], Any]
-) -> tuple[int, str]:
-    sha, nbytes, next_log = hashlib.sha256(), 0, _LOG_EVERY
-    while chunk := src.read(_CHUNK):
-        out.write(chunk)
-        sha.update(chunk)
-        nbytes += len(chunk)
-        if nbytes >= next_log:
-            of = f" of {total}" if total else ""
-            log(f"{label}: {nbytes}{of} bytes")
-            next_log += _LOG_EVERY
-    return nbytes, sha.hexdigest()
+class _LogProgress:
+    """Download progress as a few log lines: one per tenth of the file (or per MiB when the
+    server does not send its size), each drawn by tqdm's formatter with the rate and ETA.
+
+    It is the progress-bar object :class:`pooch.HTTPDownloader` drives: pooch sets ``total``
+    from Content-Length (0 if absent), calls ``update(chunk_size)`` per chunk, then
+    ``reset()``, ``update(total)`` to fill a terminal bar, and ``close()``.
+    """
+
+    def __init__(self, label: str, log: Callable[[str], Any]) -> None:
+        self.label, self.log = label, log
+        self.total, self.n, self._shown = 0, 0, 0
+        self._t0 = time.perf_counter()
+
+    def update(self, nbytes: int) -> None:
+        # pooch counts whole chunks, so the last one may overshoot the size
+        self.n = min(self.n + nbytes, self.total) if self.total else self.n + nbytes
+        step = self.n * _PROGRESS_LINES // self.total if self.total else self.n // _LOG_EVERY
+        if step > self._shown:
+            self._shown = step
+            elapsed = time.perf_counter() - self._t0
+            meter = tqdm.format_meter(
+                self.n, self.total or None, elapsed, ascii=True, unit="B", unit_scale=True
+            )
+            self.log(f"{self.label}: {meter}")
+
+    def reset(self) -> None:
+        """Nothing to do: the count is complete when pooch resets to fill the bar."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class _ForwardTo(logging.Handler):
+    """A logging handler that hands each record's message to a ``log(message)`` function."""
+
+    def __init__(self, log: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log(f"pooch: {record.getMessage()}")
+
+
+@contextlib.contextmanager
+def _pooch_logs_to(log: Callable[[str], Any]) -> Iterator[None]:
+    """Send pooch's log records to ``log`` (instead of its own stderr handler) for a while."""
+    logger = pooch.get_logger()
+    saved = logger.handlers[:]
+    logger.handlers[:] = [_ForwardTo(log)]
+    try:
+        yield
+    finally:
+        logger.handlers[:] = saved
+
+
+def _is_client_error(e: BaseException) -> bool:
+    """An HTTP 4xx: the mirror answered, and asking again will not change its answer."""
+    import requests  # here, as pooch does: 0.1 s to import, needed only by a download
+
+    response = getattr(e, "response", None)
+    return isinstance(e, requests.HTTPError) and response is not None and response.status_code < 500
 
 
 def _why(e: BaseException, timeout: float) -> str:
-    """A short human reason for a failed attempt."""
-    if isinstance(e, urllib.error.HTTPError):
-        return f"HTTP {e.code} {e.reason}"
-    if isinstance(e, urllib.error.URLError):
-        return _why(e.reason, timeout) if isinstance(e.reason, BaseException) else str(e.reason)
-    if isinstance(e, TimeoutError):
-        return f"timeout (no answer within {timeout} s)"
-    if isinstance(e, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(e, FileNotFoundError):
-        return "missing file"
+    """A short human reason for a failed attempt (the first cause in the chain we recognise)."""
+    import requests
+
+    if isinstance(e, requests.HTTPError) and e.response is not None:
+        return f"HTTP {e.response.status_code} {e.response.reason}"
+    cause: BaseException | None = e
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, TimeoutError | requests.Timeout):
+            return f"timeout (no answer within {timeout} s)"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, FileNotFoundError):
+            return "missing file"
+        if isinstance(cause, http.client.IncompleteRead):
+            got = cause.partial if isinstance(cause.partial, int) else len(cause.partial)
+            more = f", {cause.expected} more expected" if cause.expected else ""
+            return f"incomplete transfer: connection closed after {got} bytes{more}"
+        cause = cause.__cause__ or cause.__context__
     return f"{type(e).__name__}: {e}"
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it, so it is set back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # --------------------------------------------------------------------------- IDX files

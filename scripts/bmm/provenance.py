@@ -14,7 +14,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("bmm", "numpy", "pandas", "pyarrow", "scikit-learn", "snakemake", "numba")
+from . import __version__
+
+PACKAGES = ("numpy", "pandas", "pyarrow", "scikit-learn", "snakemake", "numba")
 
 
 def collect(
@@ -40,7 +42,7 @@ def collect(
 
 @functools.cache
 def package_versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
+    out: dict[str, str | None] = {"python": platform.python_version(), "bmm": __version__}
     for name in PACKAGES:
         try:
             out[name] = importlib.metadata.version(name)
