@@ -2,18 +2,10 @@
 
 from pathlib import Path
 
-from bmm.mnist import download
+from bmm.mnist import download, download_settings
 from bmm.pipeline import job
 
 with job(snakemake) as log:
-    mnist = snakemake.config["mnist"]  # where from; the bytes are pinned by params.sha256
     out = Path(snakemake.output[0])
-    download(
-        out.name,
-        out,
-        mnist["mirrors"],
-        snakemake.params.sha256,
-        timeout=mnist["timeout_s"],
-        retries=mnist["retries"],
-        log=log,
-    )
+    where = download_settings(snakemake.config)  # not params: see the rule download_mnist
+    download(out.name, out, sha256=snakemake.params.sha256, log=log, **where)

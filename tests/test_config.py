@@ -9,6 +9,7 @@ import yaml
 from conftest import REPO, copy_workflow, run_snakemake, write_yaml
 
 from bmm import config as C
+from bmm import estep, mnist
 
 SCHEMA = C.load_schema(REPO / "workflow/schemas/config.schema.yaml")
 DEFAULT = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -103,7 +104,6 @@ def test_the_default_config_file_states_every_schema_default():
         ("timing.N", [], "timing.N = []: must list at least 1"),
         ("timing.N", [0], "timing.N[0] = 0: must be ≥ 1"),
         ("timing.repeats", 0, "timing.repeats = 0: must be ≥ 1"),
-        ("timing.threads", 0, "timing.threads = 0: must be ≥ 1"),
         ("mnist.mirrors", [], "mnist.mirrors = []: must list at least 1"),
         ("mnist.timeout_s", 0, "mnist.timeout_s = 0: must be > 0"),
         ("mnist.sha256", {"train-images-idx3-ubyte.gz": "abc"}, "mnist.sha256"),
@@ -191,3 +191,55 @@ def test_snakemake_stops_before_any_job_on_a_bad_value(tmp_path):
     output = proc.stdout + proc.stderr
     assert "data.threshold = 1.5: must be a number in [0, 1) or 'article'" in output
     assert not (work / "results").exists() and not (work / "resources").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# Each fact in one place: variant names come from the registry, checksums from bmm.mnist
+
+
+def test_variant_names_in_the_schema_come_from_the_registry():
+    raw = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    for name in ("variant", "timing_variant"):  # the file lists no names to keep in step
+        assert "enum" not in raw["$defs"][name] and "x-variants" in raw["$defs"][name]
+    stable = [n for n, v in estep.VARIANTS.items() if v.stable]
+    assert SCHEMA["$defs"]["variant"]["enum"] == stable
+    assert SCHEMA["$defs"]["timing_variant"]["enum"] == list(estep.VARIANTS)
+    assert set(estep.VARIANTS) - set(stable) == {estep.ARTICLE_FIRST, estep.ARTICLE_FINAL}
+
+
+def test_all_stands_for_every_variant_that_can_do_the_job(monkeypatch):
+    config = check(DEFAULT)
+    assert DEFAULT["fit"]["variants"] == DEFAULT["timing"]["variants"] == "all"
+    assert config["fit"]["variants"] == [n for n, v in estep.VARIANTS.items() if v.stable]
+    assert config["timing"]["variants"] == list(estep.VARIANTS)
+    # a variant added to the registry is fitted and timed with no other edit
+    monkeypatch.setitem(estep.VARIANTS, "new_one", estep.VARIANTS["matmul"])
+    schema = C.load_schema(REPO / "workflow/schemas/config.schema.yaml")
+    config = copy.deepcopy(DEFAULT)
+    C.validate(config, schema)
+    assert config["fit"]["variants"][-1] == config["timing"]["variants"][-1] == "new_one"
+
+
+def test_a_list_of_variants_is_checked_name_by_name():
+    config = check(with_("fit.variants", ["packed_lut", "matmul_fused"]))
+    assert config["fit"]["variants"] == ["packed_lut", "matmul_fused"]
+    assert "timing.variants = 'some': must be 'all' or a list" in error_of(
+        with_("timing.variants", "some")
+    )
+
+
+def test_the_readme_names_every_variant():
+    readme = (REPO / "README.md").read_text()
+    table = {
+        line.split("|")[1].strip(" `") for line in readme.splitlines() if line.startswith("| `")
+    }
+    assert set(estep.VARIANTS) <= table
+
+
+def test_checksums_are_written_once():
+    assert check(DEFAULT)["mnist"]["sha256"] is None  # the pinned ones, from bmm.mnist
+    for name in ("config/config.yaml", "workflow/schemas/config.schema.yaml"):
+        text = (REPO / name).read_text()
+        assert not any(sha in text for sha in mnist.SHA256.values()), name
+    override = {name: "0" * 64 for name in mnist.FILES.values()}
+    assert check(with_("mnist.sha256", override))["mnist"]["sha256"] == override

@@ -25,13 +25,17 @@ import pytest
 import yaml
 from conftest import REPO, MirrorServer, copy_workflow, find_real_mnist, run_snakemake, write_yaml
 
+import bmm.config
 from bmm import experiment, io, mnist
 from bmm.estep import VARIANTS
 
 pytestmark = pytest.mark.slow
 
 SMALL = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
-DEFAULT = yaml.safe_load((REPO / "config/config.yaml").read_text())
+DEFAULT = bmm.config.validate(  # as the Snakefile sees it: defaults filled, "all" spelled out
+    yaml.safe_load((REPO / "config/config.yaml").read_text()),
+    bmm.config.load_schema(REPO / "workflow/schemas/config.schema.yaml"),
+)
 FIT_VARIANTS = DEFAULT["fit"]["variants"]
 FLOAT32 = [name for name in FIT_VARIANTS if VARIANTS[name].dtype == np.float32]
 FIGURES = [
@@ -183,7 +187,7 @@ def test_variants_agree_on_the_shared_subset(run):
 
 def test_timings_cover_the_grid(run):
     t = pd.read_parquet(run.path("results/timings/estep.parquet"))
-    variants = yaml.safe_load((REPO / "config/config.yaml").read_text())["timing"]["variants"]
+    variants = DEFAULT["timing"]["variants"]
     assert set(t["variant"]) == set(variants)
     points = t.groupby(["variant", "N", "K"]).size()
     assert len(points) == len(variants) * len(SMALL["timing"]["N"]) * len(SMALL["timing"]["K"])

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import best_match
 
 from . import estep
 
@@ -39,17 +40,33 @@ def _with_defaults(cls):
 _Validator = _with_defaults(Draft202012Validator)
 
 
+def variant_names(which: str) -> list[str]:
+    """The registry's variant names, in its order: ``stable`` ones (that can fit) or ``all``."""
+    if which not in ("stable", "all"):
+        raise ValueError(f"x-variants must be 'stable' or 'all', not {which!r}")
+    return [n for n, v in estep.VARIANTS.items() if which == "all" or v.stable]
+
+
 def load_schema(path: str | Path) -> dict[str, Any]:
+    """The config's JSON schema, each ``x-variants`` schema given the registry's names as enum."""
     with open(path) as f:
-        return yaml.safe_load(f)
+        schema = yaml.safe_load(f)
+    for definition in schema["$defs"].values():
+        if "x-variants" in definition:
+            definition["enum"] = variant_names(definition["x-variants"])
+    return schema
 
 
 def validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """Fill defaults into ``config`` (in place) and raise ConfigError listing every violation."""
+    """Fill defaults into ``config`` (in place) and raise ConfigError listing every violation;
+    then spell out ``variants: all`` as the list of names it stands for."""
     errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [_describe(e) for e in errors]
         raise ConfigError(_message(lines))
+    for section, which in (("fit", "stable"), ("timing", "all")):
+        if config[section]["variants"] == "all":
+            config[section]["variants"] = variant_names(which)
     return config
 
 
@@ -166,6 +183,10 @@ def _describe(error) -> str:
     if kind == "required":
         return f"{key or '(top level)'}: {error.message}"
     if kind == "oneOf":
+        branches = error.validator_value
+        inner = [e for e in error.context if _same_kind(branches[e.relative_schema_path[0]], value)]
+        if inner:  # the value has a branch's type: say what is wrong inside it
+            return _describe(best_match(inner))
         options = [_option(s) for s in error.validator_value]
         return f"{key} = {value!r}: must be " + " or ".join(options)
     if kind in _WORDS:
@@ -173,9 +194,19 @@ def _describe(error) -> str:
     return f"{key} = {value!r}: {error.message}"
 
 
+def _same_kind(schema, value) -> bool:
+    """Whether ``value`` is of the type a oneOf branch (with a declared type) asks for."""
+    kind = schema.get("type")
+    return (kind == "array" and isinstance(value, list)) or (
+        kind == "object" and isinstance(value, dict)
+    )
+
+
 def _option(schema):
     if "const" in schema:
         return repr(schema["const"])
+    if schema.get("type") == "array":
+        return "a list"
     lo = schema.get("minimum", schema.get("exclusiveMinimum"))
     hi = schema.get("maximum", schema.get("exclusiveMaximum"))
     left = "[" if "minimum" in schema else "("

@@ -80,6 +80,15 @@ _FIX_HINT = (
 )
 
 
+def download_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """Where the pipeline's download_mnist job fetches from: the config's mnist.mirrors,
+    timeout_s and retries, as :func:`download`'s arguments. The job reads them from the
+    config, not from params, so that changing them reruns nothing: the bytes are pinned by
+    the checksum, and where they come from changes nothing downstream."""
+    m = config["mnist"]
+    return {"mirrors": m["mirrors"], "timeout": m["timeout_s"], "retries": m["retries"]}
+
+
 class DownloadError(RuntimeError):
     """No mirror served the file with the expected SHA-256."""
 

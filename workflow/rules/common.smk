@@ -8,7 +8,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 import bmm.config  # noqa: E402
-from bmm.mnist import FILES  # noqa: E402
+from bmm.mnist import FILES, SHA256  # noqa: E402
 from bmm.report.figures import FIGURES  # noqa: E402
 
 # Stop before any job starts if a value is out of range: each problem names its key.
@@ -115,17 +115,21 @@ def shared_fit_params(wildcards):
     }
 
 
-def timing_threads():
-    """The timing job claims every core Snakemake may use, so nothing runs beside it.
+def all_cores():
+    """The timing job's threads: every core Snakemake may use (--cores), so nothing runs
+    beside it. On a cluster the profile's set-threads decides (and --exclusive gives the job
+    its node). The one knob: the job runs its BLAS and numba pools with these threads."""
+    return workflow.cores
 
-    On a cluster there is no --cores: it asks for timing.threads, else 1, and the cluster
-    profile sets the real number (set-threads) and gives the job its node (--exclusive).
-    """
-    return config["timing"]["threads"] or workflow.resource_settings.cores or 1
+
+def mnist_sha256(wildcards):
+    """The SHA-256 a downloaded MNIST file must have: bmm.mnist's pinned checksums of the
+    original files, unless the config's mnist.sha256 gives others."""
+    return (config["mnist"]["sha256"] or SHA256)[wildcards.file]
 
 
 def report_config():
     """The config the report prints: everything that shapes results, not where MNIST came from."""
     return {k: v for k, v in config.items() if k != "mnist"} | {
-        "mnist": {"sha256": config["mnist"]["sha256"]}
+        "mnist": {"sha256": config["mnist"]["sha256"] or SHA256}
     }

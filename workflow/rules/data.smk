@@ -11,11 +11,11 @@ rule download_mnist:
     localrule: True
     conda:
         "../envs/bmm.yaml"
+    # The job also reads mnist.mirrors, timeout_s and retries (bmm.mnist.download_settings),
+    # on purpose not as params: a params change reruns a job, and where the pinned bytes come
+    # from changes nothing, so pointing the mirrors elsewhere reruns nothing.
     params:
-        # What is downloaded is pinned by its checksum. Where from (mnist.mirrors, timeout_s,
-        # retries) does not change the bytes, so the script reads those from the config
-        # directly: pointing the mirrors elsewhere never reruns anything.
-        sha256=lambda wildcards: config["mnist"]["sha256"][wildcards.file],
+        sha256=mnist_sha256,
     script:
         "../../scripts/download_mnist.py"
 

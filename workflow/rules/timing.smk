@@ -13,7 +13,7 @@ rule time_estep:
         "benchmarks/time_estep.tsv"
     conda:
         "../envs/bmm.yaml"
-    threads: timing_threads()
+    threads: all_cores()
     resources:
         mem_mb=4000,
         runtime=120,
