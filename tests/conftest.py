@@ -10,6 +10,9 @@ Use them by name in any test under tests/:
   127.0.0.1; the returned URL (a ``str``) also has ``.requests``, the paths requested.
 - ``closed_port_url``: an http:// URL where nothing listens (a mirror that is down).
 - ``real_mnist_dir``: the real MNIST files (BMM_MNIST_DIR or ../shared/data/mnist), or skip.
+- ``synthetic_run`` / ``mnist_run`` (session): the whole pipeline, run once on the small test
+  config with the synthetic or the real MNIST served by a local mirror (``Run``); the second
+  skips when the real MNIST is absent. ``run`` (module) is each of them in turn.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import gzip
 import hashlib
 import http.server
 import os
+import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -27,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bmm.mnist import FILES
+from bmm.mnist import FILES, SHA256
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR_MODES = ("ok", "404", "500", "corrupt", "truncate", "hang", "nolength")
@@ -248,3 +252,74 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 1500, check: bool 
             f"--- stdout ---\n{proc.stdout[-6000:]}\n--- stderr ---\n{proc.stderr[-6000:]}"
         )
     return proc
+
+
+class Run:
+    """A finished pipeline run: its working directory and how to call Snakemake there."""
+
+    def __init__(self, workdir: Path, mirror_yaml: Path, source_dir: Path, kind: str = ""):
+        import yaml
+
+        self.workdir, self.mirror_yaml, self.source_dir = workdir, mirror_yaml, source_dir
+        self.kind = kind
+        self.sha256 = yaml.safe_load(mirror_yaml.read_text())["mnist"]["sha256"]
+
+    def configfiles(self, *extra: Path) -> list[str]:
+        files = [REPO / "tests/config/config.yaml", self.mirror_yaml, *extra]
+        return ["--configfile", *map(str, files)]
+
+    def snakemake(self, *args: str, extra: tuple[Path, ...] = (), **kw):
+        return run_snakemake(self.workdir, *self.configfiles(*extra), *args, **kw)
+
+    def path(self, relative: str) -> Path:
+        return self.workdir / relative
+
+
+def start_run(tmp_path_factory, name: str, source_dir: Path, sha256: dict[str, str]) -> Run:
+    """Run the pipeline on the small test config in a fresh copy of the workflow, with the
+    MNIST files in ``source_dir`` served by a local mirror."""
+    workdir = copy_workflow(tmp_path_factory.mktemp(name))
+    with MirrorServer(source_dir) as url:
+        mirror = write_yaml(
+            workdir / "mirror.yaml", {"mnist": {"mirrors": [str(url)], "sha256": sha256}}
+        )
+        run = Run(workdir, mirror, source_dir, name)
+        run.snakemake()
+    return run
+
+
+@pytest.fixture(scope="session")
+def synthetic_run(tmp_path_factory, synthetic_mnist) -> Run:
+    """The pipeline run once per session on the synthetic MNIST (a few minutes)."""
+    return start_run(tmp_path_factory, "synthetic", synthetic_mnist.dir, synthetic_mnist.sha256)
+
+
+@pytest.fixture(scope="session")
+def mnist_run(tmp_path_factory) -> Run:
+    """The pipeline run once per session on the real MNIST, or skip when it is absent."""
+    directory, missing = find_real_mnist()
+    if missing:
+        pytest.skip(f"real MNIST not found in {directory} (set BMM_MNIST_DIR)")
+    return start_run(tmp_path_factory, "mnist", directory, dict(SHA256))
+
+
+@pytest.fixture(scope="module", params=["synthetic", "mnist"])
+def run(request) -> Run:
+    """The session's finished run on each data source in turn (``synthetic_run``, then
+    ``mnist_run``), for the tests that only read a finished run."""
+    if request.param == "mnist":
+        request.applymarker(pytest.mark.mnist)
+    return request.getfixturevalue(f"{request.param}_run")
+
+
+def report_figures(K: list[int]) -> dict[str, Path]:
+    """Every figure workflow/rules/report.smk flags with ``report()``, as output path ->
+    caption file, with ``{K}`` expanded over ``K``."""
+    rules = REPO / "workflow/rules/report.smk"
+    declared = re.findall(r'report\(\s*"([^"]+)",\s*caption="([^"]+)"', rules.read_text())
+    assert declared, f"no report() with a caption found in {rules}"
+    figures = {}
+    for output, caption in declared:
+        for path in sorted({output.format(K=k) for k in K}):
+            figures[path] = (rules.parent / caption).resolve()
+    return figures

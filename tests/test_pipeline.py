@@ -23,7 +23,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 import yaml
-from conftest import REPO, MirrorServer, copy_workflow, find_real_mnist, run_snakemake, write_yaml
+from conftest import REPO, MirrorServer, Run, copy_workflow, run_snakemake, write_yaml
 
 import bmm.config
 from bmm import experiment, io, mnist
@@ -47,47 +47,6 @@ FIGURES = [
     "traces",
     "agreement",
 ]
-
-
-class Run:
-    """A finished pipeline run: its working directory and how to call Snakemake there."""
-
-    def __init__(self, workdir: Path, mirror_yaml: Path, source_dir: Path, kind: str = ""):
-        self.workdir, self.mirror_yaml, self.source_dir = workdir, mirror_yaml, source_dir
-        self.kind = kind
-        self.sha256 = yaml.safe_load(mirror_yaml.read_text())["mnist"]["sha256"]
-
-    def configfiles(self, *extra: Path) -> list[str]:
-        files = [REPO / "tests/config/config.yaml", self.mirror_yaml, *extra]
-        return ["--configfile", *map(str, files)]
-
-    def snakemake(self, *args: str, extra: tuple[Path, ...] = (), **kw):
-        return run_snakemake(self.workdir, *self.configfiles(*extra), *args, **kw)
-
-    def path(self, relative: str) -> Path:
-        return self.workdir / relative
-
-
-def start_run(tmp_path_factory, name: str, source_dir: Path, sha256: dict[str, str]) -> Run:
-    workdir = copy_workflow(tmp_path_factory.mktemp(name))
-    with MirrorServer(source_dir) as url:
-        mirror = write_yaml(
-            workdir / "mirror.yaml", {"mnist": {"mirrors": [str(url)], "sha256": sha256}}
-        )
-        run = Run(workdir, mirror, source_dir, name)
-        run.snakemake()
-    return run
-
-
-@pytest.fixture(scope="module", params=["synthetic", "mnist"])
-def run(request, tmp_path_factory, synthetic_mnist):
-    if request.param == "synthetic":
-        return start_run(tmp_path_factory, "synthetic", synthetic_mnist.dir, synthetic_mnist.sha256)
-    directory, missing = find_real_mnist()
-    if missing:
-        pytest.skip(f"real MNIST not found in {directory} (set BMM_MNIST_DIR)")
-    request.applymarker(pytest.mark.mnist)
-    return start_run(tmp_path_factory, "mnist", directory, dict(mnist.SHA256))
 
 
 def planned_jobs(output: str) -> collections.Counter:
