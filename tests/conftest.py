@@ -21,7 +21,6 @@ import gzip
 import hashlib
 import http.server
 import os
-import re
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -313,13 +312,20 @@ def run(request) -> Run:
 
 
 def report_figures(K: list[int]) -> dict[str, Path]:
-    """Every figure workflow/rules/report.smk flags with ``report()``, as output path ->
-    caption file, with ``{K}`` expanded over ``K``."""
-    rules = REPO / "workflow/rules/report.smk"
-    declared = re.findall(r'report\(\s*"([^"]+)",\s*caption="([^"]+)"', rules.read_text())
-    assert declared, f"no report() with a caption found in {rules}"
-    figures = {}
-    for output, caption in declared:
-        for path in sorted({output.format(K=k) for k in K}):
-            figures[path] = (rules.parent / caption).resolve()
+    """Every figure the workflow flags with ``report()``, as output path -> caption file:
+    each of bmm.report.figures.FIGURES (workflow/rules/common.smk's figure_outputs) and the
+    cluster means of each K (workflow/rules/report.smk's plot_means)."""
+    from bmm.report.figures import FIGURES
+
+    captions = REPO / "workflow" / "report"
+    rules = (REPO / "workflow/rules/common.smk").read_text()
+    assert (
+        'f"results/report/figures/{name}.png"' in rules
+        and 'caption=f"../report/{name}.rst"' in rules
+    )
+    figures = {f"results/report/figures/{name}.png": captions / f"{name}.rst" for name in FIGURES}
+    means = (REPO / "workflow/rules/report.smk").read_text()
+    assert '"results/report/figures/means_K{K}.png"' in means and '"../report/means.rst"' in means
+    for k in K:
+        figures[f"results/report/figures/means_K{k}.png"] = captions / "means.rst"
     return figures
