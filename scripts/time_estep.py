@@ -23,6 +23,7 @@ with job(snakemake, threads=min(snakemake.threads, threads.cpu_count())) as log:
                 repeats=cfg["repeats"],
                 warmup=cfg["warmup"],
                 budget_s=cfg["budget_s"],
+                variant_budget_s=cfg["variant_budget_s"],
                 seed=cfg["seed"],
                 log=log,
             )

@@ -205,3 +205,46 @@ def test_bench_suite_prints_a_table_with_the_targets(capsys):
     assert "| matmul_as_published" in out and "| packed_lut" in out
     assert "One EM iteration of" in out and "Peak resident memory" in out
     assert "speedup_vs_article_k4" in out and ">= 20:" in out
+
+
+def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
+    """A fake variant of known cost (1 ms per 10 image-components) on a fake clock: points
+    run in order of K then N, and the first one that would take the variant past its
+    total budget is skipped with that reason, as is everything after it."""
+    now = [0.0]
+
+    def fake(X, pi, mu):
+        now[0] += 1e-4 * len(X) * len(pi)
+        return estep.matmul_fused(X, pi, mu)
+
+    monkeypatch.setitem(estep.VARIANTS, "fake", estep.Variant("fake", fake, np.float64, "test"))
+    df = timing.time_variant_grid(
+        "fake",
+        X,
+        [10, 100, 400],
+        [10, 20],
+        repeats=2,
+        warmup=0,
+        budget_s=5.0,
+        variant_budget_s=1.5,
+        log=lambda m: None,
+        clock=lambda: now[0],
+    )
+    s = statuses(df)
+    # K=10: 0.02 + 0.2 + 0.8 = 1.02 s spent; K=20: N=10 (0.04 s) and N=100 (0.4 s) fit,
+    # N=400 (predicted 0.8 s) would take the total past 1.5 s
+    assert s == {
+        (10, 10): ["ok"],
+        (100, 10): ["ok"],
+        (400, 10): ["ok"],
+        (10, 20): ["ok"],
+        (100, 20): ["ok"],
+        (400, 20): ["skipped"],
+    }
+    skipped = df[df["status"] == "skipped"].iloc[0]
+    assert skipped["predicted_s"] == pytest.approx(0.8)
+    assert "the variant's budget of 1.5 s is spent (1.46 s used)" in skipped["reason"]
+    ok = df[df["status"] == "ok"]
+    assert ok.groupby(["N", "K"])["seconds"].first().to_dict() == pytest.approx(
+        {(10, 10): 0.01, (100, 10): 0.1, (400, 10): 0.4, (10, 20): 0.02, (100, 20): 0.2}
+    )

@@ -81,15 +81,19 @@ def time_variant_grid(
     repeats: int = 5,
     warmup: int = 1,
     budget_s: float = 10.0,
+    variant_budget_s: float = math.inf,
     seed: int = 0,
     log: Callable[[str], None] = print,
     clock: Callable[[], float] = time.perf_counter,
 ) -> pd.DataFrame:
     """Time one variant on the first N rows of X (0/1, N_max×D) for every N × K.
 
-    Returns one row per repeat (status "ok"), or one row per point that was not timed
-    (status "skipped" or "unavailable", with the reason). X is put in the variant's form
-    (``Variant.prepare``: a float copy, or bits) once per N before anything is timed.
+    Points run in order of K, then N (the article's K = 10 first). A point is skipped when
+    its predicted time exceeds ``budget_s``, or when it would take the variant's calls past
+    ``variant_budget_s`` in all. Returns one row per repeat (status "ok"), or one row per
+    point that was not timed (status "skipped" or "unavailable", with the reason). X is put
+    in the variant's form (``Variant.prepare``: a float copy, or bits) once per N before
+    anything is timed.
     """
     v = estep.get(variant)
     D = X.shape[1]
@@ -97,10 +101,11 @@ def time_variant_grid(
     X64 = X.astype(np.float64, copy=False)
     rows = []
     measured: dict[tuple[int, int], float] = {}  # (N, K) -> median seconds
+    spent = 0.0  # seconds of this variant's calls so far, warm-ups included
+    dtype = np.dtype(v.dtype).name
 
     def row(N, K, status, repeat=-1, seconds=math.nan, predicted=math.nan, diff=math.nan, why=""):
-        rows.append((variant, N, K, D, np.dtype(v.dtype).name, status, repeat, seconds,
-                     predicted, diff, why))  # fmt: skip
+        rows.append((variant, N, K, D, dtype, status, repeat, seconds, predicted, diff, why))
 
     for K in sorted(Ks):
         pi, mu = article_parameters(K, D, seed)
@@ -116,6 +121,13 @@ def time_variant_grid(
                 why = f"predicted {predicted:.3g} s > budget {budget_s:g} s per point"
                 row(N, K, "skipped", predicted=predicted, why=why)
                 continue
+            if spent + predicted > variant_budget_s:
+                why = (
+                    f"predicted {predicted:.3g} s; the variant's budget of {variant_budget_s:g} s "
+                    f"is spent ({spent:.3g} s used)"
+                )
+                row(N, K, "skipped", predicted=predicted, why=why)
+                continue
             x = inputs[N]
             # a warm-up pays for short calls (caches, BLAS threads spinning up); a call that
             # takes a second or more gains nothing from one, so it is not spent there
@@ -125,6 +137,7 @@ def time_variant_grid(
             n_rep = repeats
             if predicted > 0:
                 n_rep = max(1, min(repeats, int((budget_s - n_warm * predicted) / predicted)))
+            t_start = clock()
             for _ in range(n_warm):
                 v(x, pi, mu)
             times = []
@@ -132,6 +145,7 @@ def time_variant_grid(
                 t0 = clock()
                 resp, _ = v(x, pi, mu)
                 times.append(clock() - t0)
+            spent += clock() - t_start
             ref, _ = estep.matmul_fused(X64[:N], pi, mu)
             diff = float(np.abs(resp - ref).max())
             for r, t in enumerate(times):
