@@ -215,9 +215,19 @@ def agreement(table: pd.DataFrame, path) -> None:
     _save(fig, path)
 
 
-def cluster_means(pi: np.ndarray, mu: np.ndarray, path, labels: dict[int, int] | None = None,
-                  title: str = "") -> None:  # fmt: skip
-    """Each component's mean image, ordered by weight, with π_k (and majority label)."""
+def cluster_means(
+    pi: np.ndarray,
+    mu: np.ndarray,
+    path,
+    labels: dict[int, int] | None = None,
+    title: str = "",
+    degenerate: np.ndarray | None = None,
+) -> None:
+    """Each component's mean image, ordered by weight, with π_k (and majority label).
+
+    ``degenerate`` (a bool per component) marks the components that explain next to no
+    image: a red frame and "degenerate" in red in their title.
+    """
     K = len(pi)
     order = np.argsort(-pi)
     cols = min(10, K)
@@ -227,7 +237,12 @@ def cluster_means(pi: np.ndarray, mu: np.ndarray, path, labels: dict[int, int] |
     for ax, k in zip(axes.ravel(), order, strict=False):
         ax.imshow(mu[k].reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
         label = f" '{labels[k]}'" if labels and k in labels else ""
-        ax.set_title(f"π={pi[k]:.3f}{label}", fontsize=7)
+        if degenerate is not None and degenerate[k]:
+            ax.set_title(f"degenerate\nπ={pi[k]:.2g}{label}", fontsize=7, color="red")
+            for spine in ax.spines.values():
+                spine.set(color="red", linewidth=2.5)
+        else:
+            ax.set_title(f"π={pi[k]:.3f}{label}", fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
