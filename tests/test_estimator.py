@@ -1,6 +1,6 @@
 """bmm.BernoulliMixture as a scikit-learn estimator: the estimator checks, clone, GridSearchCV,
 check_is_fitted, binarize, sample, rebuilding from parameters, verbose progress, and the
-remedies for degenerate components (counted, re-seeded).
+remedies for degenerate components (counted, re-seeded, compared).
 
 scikit-learn's checks feed continuous data, so they run on instances that binarise their
 input (``binarize=<threshold>``, as ``BernoulliNB``). Every check passes on them: no check
@@ -23,7 +23,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
-from bmm import BernoulliMixture, em, experiment
+from bmm import BernoulliMixture, em, experiment, remedies
 from bmm.em import degenerate_components, fit_em
 from bmm.estep import EPS, VARIANTS
 
@@ -405,3 +405,16 @@ def test_a_reseed_that_would_lower_the_objective_is_refused(collapsed_start, mon
     np.testing.assert_array_equal(r.means, plain.means)
     np.testing.assert_array_equal(r.trace["objective"], plain.trace["objective"])
     assert degenerate_components(r.weights, len(two)).tolist() == [False, False, True]
+
+
+def test_remedies_cli_prints_a_markdown_table(synthetic_mnist, capsys):
+    args = ["--mnist", str(synthetic_mnist.dir), "--K", "3", "12", "--mu-prior", "2"]
+    table = remedies.main([*args, "--max-iter", "15", "--estep", "matmul_fused"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].startswith("| K | remedy | train log-lik/image | test log-lik/image |")
+    assert len(out) == 2 + 2 * 3
+    assert [line.split(" | ")[1] for line in out[2:]] == ["ml", "beta(2)", "reseed"] * 2
+    assert list(table["remedy"]) == ["ml", "beta(2)", "reseed"] * 2
+    assert (table["objective_drops"] == 0).all()
+    assert table["test_purity"].between(0.1, 1).all()
+    assert (table["train_loglik"] < 0).all() and (table["test_loglik"] < 0).all()
