@@ -277,15 +277,15 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         "random": μ ~ U(0.25, 0.75), as the article; "kmeans++": k-means++ seeding.
     mu_prior : float ≥ 1, default 1.0
         Symmetric Beta(a, a) prior on every μ_kd (MAP estimate); 1 is none (maximum
-        likelihood, as the article). Any a > 1 keeps every μ inside (0, 1): a component
-        left with one image can no longer reproduce it exactly, which is what lets maximum
-        likelihood collapse components onto single images.
+        likelihood, as the article). Any a > 1 keeps every μ inside (0, 1), so a component
+        left with one image no longer reproduces it exactly (but from a random start on
+        MNIST it empties more components than it saves: see config/README.md).
     pi_prior : float ≥ 1, default 1.0
         Symmetric Dirichlet(α) prior on π; 1 is none.
     reseed_degenerate : bool, default False
-        Move a degenerate component (N·π_k < 2) to the worst-explained image after an
-        M-step, at most once per component (see :func:`fit_em`). The objective can drop at
-        such a move.
+        After an M-step, move each degenerate component (N·π_k < 2) to a worst-explained
+        image, if that does not lower the objective; a refused move is not proposed again
+        for that component (see :func:`fit_em`). EM stays monotone.
     binarize : float or None, default None
         None: X must already be binary (every entry 0 or 1, or bool). A number: entries
         above it are 1, the others 0 (as ``sklearn.naive_bayes.BernoulliNB``).
