@@ -7,7 +7,8 @@ with job(snakemake) as log:
     settings = snakemake.params.fit
     X, y = mnist.load_binarized(snakemake.input.train, packed=True)  # bits: 98 bytes an image
     log(f"fitting {settings} on up to {len(y)} images")
-    model = experiment.fit(X, y, settings)
+    # every EM iteration goes to the log: a long fit shows its progress as it runs
+    model = experiment.fit(X, y, settings, log=log)
     meta = provenance.collect(settings, sources_of(snakemake.input.train))
     experiment.write_params(snakemake.output.params, model, meta)
     trace = model.trace_.assign(variant=settings["variant"], K=settings["K"], seed=settings["seed"])
@@ -15,6 +16,7 @@ with job(snakemake) as log:
     t = model.trace_
     log(
         f"{model.n_iter_} iterations, converged={model.converged_}, "
-        f"log-likelihood per image {model.lower_bound_:.4f}; "
+        f"objective per image {model.lower_bound_:.4f}, "
+        f"{int(t['reseeded'].sum())} component(s) re-seeded; "
         f"E-step {t['estep_s'].median():.4g} s median, M-step {t['mstep_s'].median():.4g} s"
     )

@@ -16,7 +16,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from bmm import bits, em
+from bmm import BernoulliMixture, bits, em
 from bmm.bits import BitMatrix
 
 pytestmark = pytest.mark.skipif(bits.numba is None, reason="the kernels need numba")
@@ -161,3 +161,37 @@ def test_kernels_give_identical_results_with_one_or_two_threads():
         for n in (1, 2)
     ]
     assert runs[0] == runs[1] and runs[0].strip()
+
+
+@pytest.mark.parametrize("estep", ["packed_lut", "matmul_fused_f32", "matmul_fused"])
+def test_a_fit_from_bits_is_the_fit_from_the_dense_array(estep):
+    """The estimator takes a BitMatrix as it takes an array: same start, same EM, same
+    re-seeding, to the bit; and scores it the same."""
+    rng = np.random.default_rng(0)  # three noisy prototypes and six lone images, on which
+    prototypes = rng.random((3, 64)) < 0.3  # components collapse and are re-seeded
+    X = prototypes[rng.integers(0, 3, 300)] ^ (rng.random((300, 64)) < 0.05)
+    X = np.vstack([X, rng.random((6, 64)) < 0.5])
+    settings = dict(
+        estep=estep,
+        random_state=0,
+        max_iter=15,
+        tol=0.0,
+        init_params="kmeans++",
+        reseed_degenerate=True,
+    )
+    dense = BernoulliMixture(12, **settings).fit(X)
+    packed = BernoulliMixture(12, **settings).fit(BitMatrix.pack(X))
+    assert dense.trace_["reseeded"].sum() > 0
+    np.testing.assert_array_equal(packed.trace_["reseeded"], dense.trace_["reseeded"])
+    np.testing.assert_array_equal(packed.weights_, dense.weights_)
+    np.testing.assert_array_equal(packed.means_, dense.means_)
+    assert packed.n_features_in_ == 64
+    np.testing.assert_array_equal(packed.score_samples(BitMatrix.pack(X)), dense.score_samples(X))
+    with pytest.raises(ValueError, match="X has 63 features, but BernoulliMixture is expecting 64"):
+        packed.predict(BitMatrix.pack(X[:, :63]))
+
+
+pytestmark = [
+    pytestmark,
+    pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
+]

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from bmm import mnist
 from bmm.em import INIT_METHODS, BernoulliMixture, fit_em, initialize, log_prior, m_step
@@ -17,7 +18,9 @@ from bmm.estep import EPS, VARIANTS, Variant
 from bmm.metrics import purity
 
 STABLE = [name for name, v in VARIANTS.items() if v.stable]
-TRACE_COLUMNS = ["iteration", "loglik", "objective", "estep_s", "mstep_s"]
+TRACE_COLUMNS = ["iteration", "loglik", "objective", "estep_s", "mstep_s", "reseeded"]
+# Many fits here run to max_iter on purpose (tol=0); the warning is tested on its own below.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def sample_bmm(rng, N, pi, mu):
@@ -47,17 +50,19 @@ def problems(draw):
     mu_prior = draw(st.sampled_from([1.0, 1.0, 1.5, 4.0]))
     pi_prior = draw(st.sampled_from([1.0, 1.0, 2.0, 10.0]))
     init = draw(st.sampled_from(INIT_METHODS))
+    reseed = draw(st.booleans())
     rng = np.random.default_rng(seed)
     true_k = int(rng.integers(1, 7))
     mu = rng.beta(0.5, 0.5, size=(true_k, D))  # many μ near 0 and 1
     X, _ = sample_bmm(rng, N, rng.dirichlet(np.ones(true_k)), mu)
-    return X, K, seed, mu_prior, pi_prior, init
+    return X, K, seed, mu_prior, pi_prior, init, reseed
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(problems())
 def test_objective_never_decreases(problem):
-    X, K, seed, mu_prior, pi_prior, init = problem
+    """Whatever the remedy for degenerate components (a prior, re-seeding, or both)."""
+    X, K, seed, mu_prior, pi_prior, init, reseed = problem
     model = BernoulliMixture(
         K,
         tol=0,
@@ -65,6 +70,7 @@ def test_objective_never_decreases(problem):
         init_params=init,
         mu_prior=mu_prior,
         pi_prior=pi_prior,
+        reseed_degenerate=reseed,
         random_state=seed,
     ).fit(X)
     obj = model.trace_["objective"].to_numpy()
@@ -87,12 +93,19 @@ def test_objective_never_decreases(problem):
 
 @pytest.mark.parametrize("estep", ["matmul_fused", "matmul_fused_f32"])
 @pytest.mark.parametrize("init", INIT_METHODS)
-def test_same_seed_gives_bit_identical_fits(small, estep, init):
+@pytest.mark.parametrize("reseed", [False, True])
+def test_same_seed_gives_bit_identical_fits(small, estep, init, reseed):
     X, _ = small
 
     def fit(seed):
         return BernoulliMixture(
-            3, estep=estep, n_init=3, init_params=init, max_iter=30, random_state=seed
+            3,
+            estep=estep,
+            n_init=3,
+            init_params=init,
+            max_iter=30,
+            reseed_degenerate=reseed,
+            random_state=seed,
         ).fit(X)
 
     a, b, c = fit(7), fit(7), fit(8)
@@ -241,8 +254,7 @@ def test_a_cluster_far_from_all_data_becomes_empty_and_stays_empty():
     np.testing.assert_array_equal(result.means[2], mu0[2])
     assert np.isfinite(result.trace[["loglik", "objective"]].to_numpy()).all()
     assert (np.diff(result.trace["objective"]) >= -1e-12).all()
-    model = BernoulliMixture(3)
-    model.weights_, model.means_ = result.weights, result.means
+    model = BernoulliMixture.from_parameters(result.weights, result.means)
     proba = model.predict_proba(X)
     assert (proba[:, 2] == 0.0).all()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
@@ -329,11 +341,22 @@ def test_scoring_shapes_and_consistency(fitted):
         np.testing.assert_allclose(model.score_samples(Xc), samples, rtol=1e-15)
 
 
-def test_max_iter_reached_means_not_converged(small):
-    model = BernoulliMixture(3, tol=0, max_iter=4, random_state=0).fit(small[0])
+def test_max_iter_reached_means_not_converged_and_warns(small):
+    with pytest.warns(ConvergenceWarning, match="stopped at max_iter=4 without converging"):
+        model = BernoulliMixture(3, tol=0, max_iter=4, random_state=0).fit(small[0])
     assert model.converged_ is False and model.n_iter_ == 4 and len(model.trace_) == 5
-    model = BernoulliMixture(3, max_iter=0, random_state=0).fit(small[0])
+    # max_iter=0 asks for the start itself (as GaussianMixture): not converged, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = BernoulliMixture(3, max_iter=0, random_state=0).fit(small[0])
     assert model.converged_ is False and model.n_iter_ == 0 and len(model.trace_) == 1
+
+
+def test_a_converged_fit_does_not_warn(small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = BernoulliMixture(3, max_iter=200, random_state=0).fit(small[0])
+    assert model.converged_ is True
 
 
 def test_n_init_keeps_the_best_start(small):
@@ -366,24 +389,32 @@ def test_unstable_variant_failing_raises_floating_point_error():
 X_OK = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0], [0, 0, 1]])
 
 
+def _constraint(name, allowed, got):
+    """scikit-learn's InvalidParameterError message, as a regular expression."""
+    return rf"The '{name}' parameter of BernoulliMixture must be {allowed}\. Got {got} instead"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"n_components": 0}, "n_components must be an integer ≥ 1, got 0"),
-        ({"n_components": -2}, "n_components must be an integer ≥ 1"),
-        ({"n_components": 2.0}, "n_components must be an integer ≥ 1, got 2.0"),
-        ({"n_components": "2"}, "n_components must be an integer"),
-        ({"n_components": True}, "n_components must be an integer"),
+        ({"n_components": 0}, _constraint("n_components", r"an int in the range \[1, inf\)", 0)),
+        ({"n_components": -2}, _constraint("n_components", "an int.*", -2)),
+        ({"n_components": 2.0}, _constraint("n_components", "an int.*", r"2\.0")),
+        ({"n_components": "2"}, _constraint("n_components", "an int.*", "'2'")),
         ({"n_components": 5}, "n_components=5 is larger than the number of samples \\(4\\)"),
-        ({"estep": "nope"}, "unknown E-step variant 'nope'; choose one of: loops_ndk"),
-        ({"init_params": "kmeans"}, "init_params must be one of"),
-        ({"n_init": 0}, "n_init must be an integer ≥ 1, got 0"),
-        ({"max_iter": -1}, "max_iter must be an integer ≥ 0, got -1"),
-        ({"max_iter": 2.5}, "max_iter must be an integer"),
-        ({"tol": -1e-3}, "tol must be a number ≥ 0"),
-        ({"tol": float("nan")}, "tol must be a number ≥ 0"),
-        ({"mu_prior": 0.5}, "mu_prior must be a number ≥ 1"),
-        ({"pi_prior": 0.0}, "pi_prior must be a number ≥ 1"),
+        ({"estep": "nope"}, _constraint("estep", "a str among .*'loops_ndk'.*", "'nope'")),
+        ({"init_params": "kmeans"}, _constraint("init_params", "a str among .*", "'kmeans'")),
+        ({"n_init": 0}, _constraint("n_init", r"an int in the range \[1, inf\)", 0)),
+        ({"max_iter": -1}, _constraint("max_iter", r"an int in the range \[0, inf\)", -1)),
+        ({"max_iter": 2.5}, _constraint("max_iter", "an int.*", r"2\.5")),
+        ({"tol": -1e-3}, _constraint("tol", r"a float in the range \[0\.0, inf\)", "-0.001")),
+        ({"tol": float("nan")}, _constraint("tol", "a float.*", "nan")),
+        ({"mu_prior": 0.5}, _constraint("mu_prior", r"a float in the range \[1\.0, inf\)", "0.5")),
+        ({"pi_prior": 0.0}, _constraint("pi_prior", r"a float in the range \[1\.0, inf\)", "0.0")),
+        ({"binarize": "half"}, _constraint("binarize", "None or a float.*", "'half'")),
+        ({"reseed_degenerate": "yes"}, _constraint("reseed_degenerate", ".*bool.*", "'yes'")),
+        ({"verbose_interval": 0}, _constraint("verbose_interval", "an int.*", 0)),
+        ({"random_state": "0"}, _constraint("random_state", ".*", "'0'")),
     ],
 )
 def test_bad_parameters(kwargs, message):
@@ -397,12 +428,14 @@ def test_bad_parameters(kwargs, message):
     [
         (np.array([[0, 0.5], [1, 0]]), "X must be binary"),
         (np.array([[0, 2], [1, 0]]), "X must be binary"),
-        (np.array([[0, np.nan], [1, 0]]), "X must be binary"),
-        (np.array([0, 1, 1, 0]), "X must be a 2-D array .* got shape \\(4,\\)"),
-        (np.zeros((2, 3, 4)), "X must be a 2-D array .* got shape \\(2, 3, 4\\)"),
-        (np.zeros((0, 5)), "at least one sample and one feature, got shape \\(0, 5\\)"),
-        (np.zeros((5, 0)), "at least one sample and one feature, got shape \\(5, 0\\)"),
-        (np.array([]), "X must be a 2-D array"),
+        (np.array([[0, -1], [1, 0]]), "X must be binary"),
+        (np.array([[0, np.nan], [1, 0]]), "Input X contains NaN"),
+        (np.array([[0, np.inf], [1, 0]]), "Input X contains infinity"),
+        (np.array([0, 1, 1, 0]), "Expected 2D array, got 1D array instead"),
+        (np.zeros((2, 3, 4)), "Found array with dim 3"),
+        (np.zeros((0, 5)), "Found array with 0 sample\\(s\\) \\(shape=\\(0, 5\\)\\)"),
+        (np.zeros((5, 0)), "Found array with 0 feature\\(s\\) \\(shape=\\(5, 0\\)\\)"),
+        (np.array([]), "Expected 2D array, got 1D array instead"),
     ],
 )
 def test_bad_data(X, message):
@@ -421,17 +454,17 @@ def test_unavailable_variant_is_refused_by_the_estimator(monkeypatch):
     "method", ["predict", "predict_proba", "score_samples", "score", "bic", "aic"]
 )
 def test_scoring_before_fit_is_refused(method):
-    with pytest.raises(ValueError, match="not fitted yet; call fit"):
+    with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
         getattr(BernoulliMixture(2), method)(X_OK)
 
 
 def test_scoring_checks_the_data(fitted):
     model, X = fitted
-    with pytest.raises(ValueError, match="X has 14 features, but the model was fitted on 15"):
+    with pytest.raises(ValueError, match="X has 14 features, but BernoulliMixture is expecting 15"):
         model.predict(X[:, :14])
     with pytest.raises(ValueError, match="X must be binary"):
         model.score_samples(X * 2)
-    with pytest.raises(ValueError, match="2-D array"):
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
         model.predict_proba(X[0])
 
 

@@ -1,13 +1,16 @@
-"""bmm.metrics: purity and majority labels by hand, NMI/ARI wiring, evaluate()."""
+"""bmm.metrics: purity and majority labels by hand, NMI/ARI wiring, evaluate(), and how
+degenerate components are counted and marked in the cluster-mean figures."""
 
 from __future__ import annotations
 
+import matplotlib.colors
 import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
 from bmm.em import BernoulliMixture
 from bmm.metrics import cluster_labels, clustering_scores, evaluate, purity
+from bmm.report import figures
 
 
 @pytest.mark.parametrize(
@@ -81,7 +84,7 @@ def test_evaluate(two_splits):
         f"{split}_{name}"
         for split in ("train", "test")
         for name in ("purity", "nmi", "ari", "loglik")
-    } | {"bic", "n_parameters", "n_empty"}
+    } | {"bic", "n_parameters", "n_empty", "n_degenerate"}
     assert set(out) == expected_keys
     for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
         pred = model.predict(X)
@@ -91,17 +94,57 @@ def test_evaluate(two_splits):
         assert out[f"{split}_loglik"] == pytest.approx(model.score(X), rel=1e-12)
     assert out["bic"] == pytest.approx(model.bic(X_train), rel=1e-12)
     assert out["n_parameters"] == model.n_parameters() == 3 * 20 + 2
-    assert out["n_empty"] == 0
+    assert out["n_empty"] == 0 and out["n_degenerate"] == 0
     assert out["train_purity"] > 0.95 and out["test_purity"] > 0.95  # a well-separated toy
 
 
 def test_evaluate_counts_empty_clusters(two_splits):
     model, X_train, y_train, X_test, y_test = two_splits
-    empty = BernoulliMixture(4)
-    empty.weights_ = np.append(model.weights_, 0.0)
-    empty.means_ = np.vstack([model.means_, np.full(20, 0.5)])
+    empty = BernoulliMixture.from_parameters(
+        np.append(model.weights_, 0.0), np.vstack([model.means_, np.full(20, 0.5)])
+    )
     out = evaluate(empty, X_train, y_train, X_test, y_test)
-    assert out["n_empty"] == 1
+    assert out["n_empty"] == 1 and out["n_degenerate"] == 1  # an empty one is degenerate too
     assert out["n_parameters"] == 4 * 20 + 3
     # the empty component changes nothing but the parameter count
     assert out["train_loglik"] == pytest.approx(model.score(X_train), rel=1e-12)
+
+
+def test_evaluate_counts_components_collapsed_onto_one_image(two_splits):
+    """A component holding one training image (π = 1/N, μ = that image) is degenerate; one
+    holding two images' worth (N·π = 2) is not."""
+    model, X_train, y_train, X_test, y_test = two_splits
+    N = len(X_train)
+    for n_images, degenerate in ((1.0, 1), (1.999, 1), (2.0, 0), (5.0, 0)):
+        pi = np.append(model.weights_ * (1 - n_images / N), n_images / N)
+        mu = np.vstack([model.means_, np.clip(X_train[0], 1e-10, 1 - 1e-10)])
+        out = evaluate(BernoulliMixture.from_parameters(pi, mu), X_train, y_train, X_test, y_test)
+        assert out["n_degenerate"] == degenerate, n_images
+        assert out["n_empty"] == 0
+
+
+def test_cluster_means_marks_degenerate_components(tmp_path, monkeypatch):
+    """Red frame and "degenerate" in a red title for the flagged components only."""
+    figures_drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: figures_drawn.append(fig))
+    rng = np.random.default_rng(0)
+    pi = np.array([0.5, 0.3, 0.2 - 1e-4, 1e-4])
+    mu = rng.random((4, 784))
+    degenerate = np.array([False, False, False, True])
+    figures.cluster_means(pi, mu, tmp_path / "m.png", {0: 3, 3: 7}, "t", degenerate)
+    (fig,) = figures_drawn
+    axes = fig.axes[:4]  # ordered by weight: the degenerate component comes last
+    assert [ax.get_title() for ax in axes] == [
+        "π=0.500 '3'",
+        "π=0.300",
+        "π=0.200",
+        "degenerate\nπ=0.0001 '7'",
+    ]
+    red = matplotlib.colors.to_rgba("red")
+    for ax, flagged in zip(axes, [False, False, False, True], strict=True):
+        spines = ax.spines.values()
+        assert all((s.get_edgecolor() == red) == flagged for s in spines)
+        assert (ax.title.get_color() == "red") == flagged
+    # without flags, nothing is marked
+    figures.cluster_means(pi, mu, tmp_path / "m.png", None, "t")
+    assert not any("degenerate" in ax.get_title() for ax in figures_drawn[-1].axes)

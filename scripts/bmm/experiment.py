@@ -2,15 +2,19 @@
 
 Tables (all Parquet, provenance in the metadata, see :mod:`bmm.io`):
 
-- params: one row per component: ``component``, ``weight`` (π_k), ``mean`` (μ_k, D floats).
+- params: one row per component: ``component``, ``weight`` (π_k), ``mean`` (μ_k, D floats);
+  the metadata's ``fit`` holds converged, n_iter, lower_bound and n_samples (images fitted).
 - trace: one row per E-step: ``iteration``, ``loglik`` and ``objective`` (per image),
-  ``estep_s``, ``mstep_s``.
+  ``estep_s``, ``mstep_s``, ``reseeded`` (components re-seeded before it).
 - metrics: one row per fit: purity, NMI, ARI and log-likelihood per image on the training
-  subset and on the test set, BIC, converged, n_iter.
+  subset and on the test set, BIC, the numbers of empty and degenerate components,
+  converged, n_iter.
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -21,8 +25,19 @@ from . import io, mnist
 from .em import BernoulliMixture
 from .metrics import evaluate
 
-FIT_KEYS = ("variant", "K", "seed", "n_train", "max_iter", "tol", "init", "n_init",
-            "mu_prior", "pi_prior")  # fmt: skip
+FIT_KEYS = (
+    "variant",
+    "K",
+    "seed",
+    "n_train",
+    "max_iter",
+    "tol",
+    "init",
+    "n_init",
+    "mu_prior",
+    "pi_prior",
+    "reseed_degenerate",
+)
 
 
 def training_subset(y: np.ndarray, n_train: int | None, seed: int) -> np.ndarray:
@@ -30,24 +45,53 @@ def training_subset(y: np.ndarray, n_train: int | None, seed: int) -> np.ndarray
     return mnist.stratified_subset(y, n_train, seed)
 
 
-def fit(X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> BernoulliMixture:
-    """Fit one BernoulliMixture on the training subset that ``settings`` selects."""
+def estimator_params(settings: dict[str, Any]) -> dict[str, Any]:
+    """The BernoulliMixture parameters that a fit's settings (FIT_KEYS) name."""
+    return {
+        "n_components": settings["K"],
+        "estep": settings["variant"],
+        "tol": settings["tol"],
+        "max_iter": settings["max_iter"],
+        "n_init": settings["n_init"],
+        "init_params": settings["init"],
+        "mu_prior": settings["mu_prior"],
+        "pi_prior": settings["pi_prior"],
+        # absent from the settings of fits made before the option existed: it was off
+        "reseed_degenerate": settings.get("reseed_degenerate", False),
+        "random_state": settings["seed"],
+    }
+
+
+def fit(
+    X: np.ndarray,
+    y: np.ndarray,
+    settings: dict[str, Any],
+    log: Callable[[str], None] | None = None,
+    verbose_interval: int = 1,
+) -> BernoulliMixture:
+    """Fit one BernoulliMixture on the training subset that ``settings`` selects.
+
+    With ``log`` (a function taking one line), the fit reports each start and every
+    ``verbose_interval`` iterations there (log-likelihood per image, its change, seconds
+    per iteration), and any warning it raises (such as a ConvergenceWarning).
+    """
     missing = set(FIT_KEYS) - set(settings)
     if missing:
         raise ValueError(f"fit settings lack {sorted(missing)}")
     keep = training_subset(y, settings["n_train"], settings["seed"])
     model = BernoulliMixture(
-        settings["K"],
-        estep=settings["variant"],
-        tol=settings["tol"],
-        max_iter=settings["max_iter"],
-        n_init=settings["n_init"],
-        init_params=settings["init"],
-        mu_prior=settings["mu_prior"],
-        pi_prior=settings["pi_prior"],
-        random_state=settings["seed"],
+        **estimator_params(settings),
+        verbose=2 if log else 0,
+        verbose_interval=verbose_interval,
     )
-    return model.fit(X[keep])
+    if log is None:
+        return model.fit(X[keep])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X[keep], log=log)
+    for w in caught:
+        log(f"{w.category.__name__}: {w.message}")
+    return model
 
 
 def write_params(path, model: BernoulliMixture, meta: dict[str, Any]) -> None:
@@ -61,8 +105,12 @@ def write_params(path, model: BernoulliMixture, meta: dict[str, Any]) -> None:
             ),
         }
     )
-    extra = {"converged": bool(model.converged_), "n_iter": int(model.n_iter_),
-             "lower_bound": float(model.lower_bound_)}  # fmt: skip
+    extra = {
+        "converged": bool(model.converged_),
+        "n_iter": int(model.n_iter_),
+        "lower_bound": float(model.lower_bound_),
+        "n_samples": int(model.n_samples_fit_),
+    }
     io.write_parquet(table, path, {**meta, "fit": extra})
 
 
@@ -74,13 +122,18 @@ def read_params(path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
 
 
 def model_from_params(path) -> tuple[BernoulliMixture, dict[str, Any]]:
-    """A fitted BernoulliMixture rebuilt from a params table, and the table's metadata."""
+    """A fitted BernoulliMixture rebuilt from a params table, and the table's metadata.
+
+    The model has the fit's parameters (as ``BernoulliMixture.from_parameters``); how the
+    fit went (converged, n_iter, lower_bound, n_samples) is in ``metadata["fit"]``.
+    """
     pi, mu, meta = read_params(path)
-    model = BernoulliMixture(len(pi), estep=meta["config"]["variant"])
-    model.weights_, model.means_ = pi, mu
-    model.converged_ = meta["fit"]["converged"]
-    model.n_iter_ = meta["fit"]["n_iter"]
-    model.lower_bound_ = meta["fit"]["lower_bound"]
+    model = BernoulliMixture.from_parameters(
+        pi,
+        mu,
+        n_samples=meta["fit"].get("n_samples"),
+        **estimator_params(meta["config"]),
+    )
     return model, meta
 
 

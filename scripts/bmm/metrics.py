@@ -1,4 +1,5 @@
-"""How good is a clustering of the digits: purity, NMI, ARI, held-out likelihood, BIC.
+"""How good is a clustering of the digits: purity, NMI, ARI, held-out likelihood, BIC, and
+how many of its components are wasted (empty or degenerate).
 
 NMI and ARI come from scikit-learn, the reference implementations; purity is read off
 scikit-learn's contingency table.
@@ -9,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
+
+from .em import degenerate_components
 
 
 def purity(labels_true, labels_pred) -> float:
@@ -36,15 +39,21 @@ def clustering_scores(labels_true, labels_pred) -> dict[str, float]:
 
 
 def evaluate(model, X_train, y_train, X_test, y_test) -> dict[str, float]:
-    """Every metric of a fitted :class:`bmm.BernoulliMixture` on its training and test data."""
+    """Every metric of a fitted :class:`bmm.BernoulliMixture` on its training and test data.
+
+    Also counts the components that are empty (π_k = 0) and degenerate (N·π_k < 2 for the
+    N training images: collapsed onto one image, or empty; see
+    :func:`bmm.em.degenerate_components`).
+    """
     out = {}
     for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
-        resp, loglik = model._e_step(X)
-        for name, value in clustering_scores(y, resp.argmax(axis=1)).items():
+        loglik = model.score_samples(X)
+        for name, value in clustering_scores(y, model.predict(X)).items():
             out[f"{split}_{name}"] = value
         out[f"{split}_loglik"] = float(loglik.mean())
         if split == "train":
             out["bic"] = float(-2 * loglik.sum() + model.n_parameters() * np.log(len(X)))
     out["n_parameters"] = model.n_parameters()
     out["n_empty"] = int((model.weights_ == 0).sum())
+    out["n_degenerate"] = int(degenerate_components(model.weights_, len(X_train)).sum())
     return out

@@ -88,6 +88,10 @@ def all_outputs():
     ]
 
 
+# The fit settings that shape EM's objective and its remedy for degenerate components.
+REMEDY_KEYS = ("mu_prior", "pi_prior", "reseed_degenerate")
+
+
 def fit_params(wildcards):
     """The EM settings of one fit: the variant's caps plus the shared settings."""
     fit = config["fit"]
@@ -96,7 +100,7 @@ def fit_params(wildcards):
         "K": int(wildcards.K),
         "seed": int(wildcards.seed),
         **bmm.config.cap(config, wildcards.variant),
-        **{k: fit[k] for k in ("init", "n_init", "tol", "mu_prior", "pi_prior")},
+        **{k: fit[k] for k in ("init", "n_init", "tol", *REMEDY_KEYS)},
     }
 
 
@@ -111,7 +115,7 @@ def shared_fit_params(wildcards):
         "max_iter": shared["iterations"],
         "tol": 0.0,
         "n_init": 1,
-        **{k: fit[k] for k in ("init", "mu_prior", "pi_prior")},
+        **{k: fit[k] for k in ("init", *REMEDY_KEYS)},
     }
 
 
