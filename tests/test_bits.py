@@ -165,8 +165,9 @@ def test_kernels_give_identical_results_with_one_or_two_threads():
 
 @pytest.mark.parametrize("estep", ["packed_lut", "matmul_fused_f32", "matmul_fused"])
 def test_a_fit_from_bits_is_the_fit_from_the_dense_array(estep):
-    """The estimator takes a BitMatrix as it takes an array: same start, same EM, same
-    re-seeding, to the bit; and scores it the same."""
+    """The estimator takes a BitMatrix as it takes an array (each variant converts it to
+    its own form): same start, same EM, same re-seeding, to the bit; and scores it the same.
+    (That re-seeding proposes the same move from either form is tested below.)"""
     rng = np.random.default_rng(0)  # three noisy prototypes and six lone images, on which
     prototypes = rng.random((3, 64)) < 0.3  # components collapse and are re-seeded
     X = prototypes[rng.integers(0, 3, 300)] ^ (rng.random((300, 64)) < 0.05)
@@ -182,7 +183,8 @@ def test_a_fit_from_bits_is_the_fit_from_the_dense_array(estep):
     dense = BernoulliMixture(12, **settings).fit(X)
     packed = BernoulliMixture(12, **settings).fit(BitMatrix.pack(X))
     assert dense.trace_["reseeded"].sum() > 0
-    np.testing.assert_array_equal(packed.trace_["reseeded"], dense.trace_["reseeded"])
+    for column in ("reseeded", "loglik", "objective"):  # every step of the way
+        np.testing.assert_array_equal(packed.trace_[column], dense.trace_[column])
     np.testing.assert_array_equal(packed.weights_, dense.weights_)
     np.testing.assert_array_equal(packed.means_, dense.means_)
     assert packed.n_features_in_ == 64
@@ -195,3 +197,16 @@ pytestmark = [
     pytestmark,
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
+
+
+def test_reseeding_proposes_the_same_move_from_bits():
+    X = random_binary(12, 300, 50, 0.25)
+    rng = np.random.default_rng(13)
+    pi = np.array([0.5, 0.3, 0.2 - 1 / 300, 1 / 300])  # the last one is degenerate
+    mu, loglik = rng.uniform(0.1, 0.9, (4, 50)), rng.normal(size=300)
+    blocked = np.zeros(4, dtype=bool)
+    dense = em._reseed(X.astype(np.float32), pi, mu, loglik, blocked)
+    packed = em._reseed(BitMatrix.pack(X), pi, mu, loglik, blocked)
+    assert dense[2].tolist() == [False, False, False, True]
+    for a, b in zip(dense, packed, strict=True):
+        np.testing.assert_array_equal(a, b)
