@@ -1,13 +1,13 @@
 """Rule evaluate: purity, NMI, ARI, log-likelihood and BIC of one fit."""
 
-from bmm import experiment, io, mnist, provenance
+from bmm import fit_job, io, mnist, params_table, provenance
 from bmm.pipeline import job
 
 with job(snakemake) as log:
-    model, meta = experiment.model_from_params(snakemake.input.params)
+    model, meta = params_table.model_from_params(snakemake.input.params)
     X_train, y_train = mnist.load_binarized(snakemake.input.train, dtype=bool)
     X_test, y_test = mnist.load_binarized(snakemake.input.test, dtype=bool)
-    row = experiment.metrics_row(model, meta, X_train, y_train, X_test, y_test)
+    row = fit_job.metrics_row(model, meta, X_train, y_train, X_test, y_test)
     out = provenance.collect(meta["config"], meta["sources"])
     io.write_parquet(row, snakemake.output.metrics, out)
     log(row.iloc[0].to_string())

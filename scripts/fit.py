@@ -1,6 +1,6 @@
 """Rules fit and fit_shared: EM with one E-step variant; params and trace as Parquet."""
 
-from bmm import experiment, io, mnist, provenance
+from bmm import fit_job, io, mnist, params_table, provenance
 from bmm.pipeline import job, sources_of
 
 with job(snakemake) as log:
@@ -8,9 +8,9 @@ with job(snakemake) as log:
     X, y = mnist.load_binarized(snakemake.input.train, packed=True)  # bits: 98 bytes an image
     log(f"fitting {settings} on up to {len(y)} images")
     # every EM iteration goes to the log: a long fit shows its progress as it runs
-    model = experiment.fit(X, y, settings, log=log)
+    model = fit_job.fit(X, y, settings, log=log)
     meta = provenance.collect(settings, sources_of(snakemake.input.train))
-    experiment.write_params(snakemake.output.params, model, meta)
+    params_table.write_params(snakemake.output.params, model, meta)
     trace = model.trace_.assign(variant=settings["variant"], K=settings["K"], seed=settings["seed"])
     io.write_parquet(trace, snakemake.output.trace, meta)
     t = model.trace_

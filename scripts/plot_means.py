@@ -1,14 +1,14 @@
 """Rule plot_means: the cluster-mean images of one fit, labelled by majority test digit;
 degenerate components (N·π_k < 2) framed in red."""
 
-from bmm import experiment, mnist
+from bmm import mnist, params_table
 from bmm.em import degenerate_components
 from bmm.metrics import cluster_labels
 from bmm.pipeline import job
 from bmm.report import figures
 
 with job(snakemake) as log:
-    model, meta = experiment.model_from_params(snakemake.input.params)
+    model, meta = params_table.model_from_params(snakemake.input.params)
     X, y = mnist.load_binarized(snakemake.input.test, dtype=bool)
     labels = cluster_labels(y, model.predict(X))
     degenerate = degenerate_components(model.weights_, meta["fit"]["n_samples"])

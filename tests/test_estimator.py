@@ -23,7 +23,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
-from bmm import BernoulliMixture, em, experiment, remedies
+from bmm import BernoulliMixture, em, fit_job, params_table, remedies
 from bmm.em import degenerate_components, fit_em
 from bmm.estep import EPS, VARIANTS
 
@@ -241,9 +241,9 @@ def test_model_from_params_round_trips_a_params_table(tmp_path, planted):
         "pi_prior": 1.0,
         "reseed_degenerate": True,
     }
-    model = experiment.fit(X, y % 10, settings)
-    experiment.write_params(tmp_path / "params.parquet", model, {"config": settings})
-    rebuilt, meta = experiment.model_from_params(tmp_path / "params.parquet")
+    model = fit_job.fit(X, y % 10, settings)
+    params_table.write_params(tmp_path / "params.parquet", model, {"config": settings})
+    rebuilt, meta = params_table.model_from_params(tmp_path / "params.parquet")
     quiet = {"verbose": 0, "verbose_interval": 10}  # how a fit reports is no parameter of it
     assert rebuilt.get_params() == {**model.get_params(), **quiet}
     assert meta["fit"] == {
@@ -323,7 +323,7 @@ def test_pipeline_fit_logs_progress_and_warnings(planted):
     lines = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the warning goes to the log, not to the caller
-        model = experiment.fit(X, y % 10, settings, log=lines.append)
+        model = fit_job.fit(X, y % 10, settings, log=lines.append)
     assert [int(m[1]) for m in map(LINE.fullmatch, lines) if m] == [1, 2, 3]
     assert lines[-1].startswith("ConvergenceWarning: EM stopped at max_iter=3")
     assert model.n_iter_ == 3

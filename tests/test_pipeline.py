@@ -26,7 +26,7 @@ import yaml
 from conftest import REPO, MirrorServer, Run, copy_workflow, run_snakemake, write_yaml
 
 import bmm.config
-from bmm import experiment, io, mnist
+from bmm import io, mnist, params_table
 from bmm.estep import VARIANTS
 
 pytestmark = pytest.mark.slow
@@ -102,7 +102,7 @@ def fits(run):
 
 def test_params_are_valid_mixtures(run):
     for v, K, d in fits(run):
-        pi, mu, meta = experiment.read_params(d / "params.parquet")
+        pi, mu, meta = params_table.read_params(d / "params.parquet")
         assert pi.shape == (K,) and mu.shape == (K, 784), v
         assert np.all((pi >= 0) & (pi <= 1)) and abs(pi.sum() - 1) < 1e-9
         assert np.all((mu >= 0) & (mu <= 1))
