@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from bmm import mnist
-from bmm.io import write_parquet
+from bmm.io import CorruptFileError, write_parquet
 from bmm.mnist import (
     FILES,
     SHA256,
@@ -467,9 +467,9 @@ def test_load_binarized_rejects_other_tables(tmp_path):
     assert str(wrong) in str(info.value)
     not_parquet = tmp_path / "x.parquet"
     not_parquet.write_bytes(b"hello")
-    with pytest.raises(ValueError, match="not a Parquet file") as info:
+    with pytest.raises(CorruptFileError, match="corrupt or truncated") as info:
         load_binarized(not_parquet)
-    assert str(not_parquet) in str(info.value)
+    assert str(not_parquet) in str(info.value) and "delete it and rerun" in str(info.value)
 
 
 def test_write_binarized_checks_labels(tmp_path):

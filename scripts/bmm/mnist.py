@@ -42,11 +42,10 @@ import numpy as np
 import numpy.typing as npt
 import pooch
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from bmm.bits import BitMatrix
-from bmm.io import read_metadata, write_parquet
+from bmm.io import read_metadata, read_table, write_parquet
 
 FILES: dict[str, str] = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -459,10 +458,7 @@ def load_binarized(
     X is (N, 784) of 0/1 in ``dtype``, or with ``packed=True`` a :class:`bmm.bits.BitMatrix`
     over the stored bytes as they are (98 an image, nothing unpacked).
     """
-    try:
-        table = pq.read_table(path)
-    except pa.ArrowInvalid as e:
-        raise ValueError(f"{path}: not a Parquet file ({e})") from e
+    table = read_table(path)  # an unreadable file: CorruptFileError, naming it and the fix
     found = {field.name: field.type for field in table.schema}
     if found.get("label") != pa.uint8() or found.get("pixels") != pa.binary(N_BYTES):
         raise ValueError(

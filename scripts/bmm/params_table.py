@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from . import io
@@ -42,7 +41,7 @@ def write_params(path, model: BernoulliMixture, meta: dict[str, Any]) -> None:
 
 def read_params(path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """(π, μ, metadata) of a params table."""
-    df = pd.read_parquet(path).sort_values("component")
+    df = io.read_parquet(path).sort_values("component")
     mu = np.stack(df["mean"].to_numpy()).astype(np.float64)
     return df["weight"].to_numpy(np.float64), mu, io.read_metadata(path)
 
