@@ -359,15 +359,57 @@ def load_split(
     """Images (N, 28, 28) uint8 and labels (N,) uint8 of one split, checked against each other."""
     images = read_idx(images_path, expect_magic=IMAGES_MAGIC)
     labels = read_idx(labels_path, expect_magic=LABELS_MAGIC)
+    problems = _split_problems(images, labels, images_path, labels_path)
+    if problems:
+        raise IDXError(problems[0])
+    return images, labels
+
+
+def load_splits(
+    paths: dict[str, str | os.PathLike],
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Both splits, ``{"train": (images, labels), "test": (...)}``, from the four files
+    ``paths`` names by the keys of :data:`FILES`.
+
+    All four files are read and checked (:func:`read_idx`, then images against labels)
+    before anything is returned, so a caller that writes only afterwards writes nothing
+    when any of them is bad. Raises :class:`IDXError` naming every bad file, in one line.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    problems: list[str] = []
+    for key in FILES:
+        magic = IMAGES_MAGIC if key.endswith("_images") else LABELS_MAGIC
+        try:
+            arrays[key] = read_idx(paths[key], expect_magic=magic)
+        except IDXError as e:
+            problems.append(str(e))
+    for split in ("train", "test"):
+        images, labels = f"{split}_images", f"{split}_labels"
+        if images in arrays and labels in arrays:
+            problems += _split_problems(
+                arrays[images], arrays[labels], paths[images], paths[labels]
+            )
+    if len(problems) == 1:
+        raise IDXError(problems[0])
+    if problems:
+        raise IDXError(f"{len(problems)} problems in the MNIST files: " + "; ".join(problems))
+    return {
+        split: (arrays[f"{split}_images"], arrays[f"{split}_labels"]) for split in ("train", "test")
+    }
+
+
+def _split_problems(images, labels, images_path, labels_path) -> list[str]:
+    """What is wrong with one split's images and labels taken together (nothing: [])."""
+    problems = []
     if images.shape[1:] != (SIDE, SIDE):
-        raise IDXError(f"{images_path}: images of {images.shape[1:]} pixels, expected 28 x 28")
+        problems.append(f"{images_path}: images of {images.shape[1:]} pixels, expected 28 x 28")
     if len(images) != len(labels):
-        raise IDXError(
+        problems.append(
             f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels"
         )
     if labels.size and labels.max() > 9:
-        raise IDXError(f"{labels_path}: label {labels.max()} outside 0..9")
-    return images, labels
+        problems.append(f"{labels_path}: label {labels.max()} outside 0..9")
+    return problems
 
 
 # --------------------------------------------------------------------------- binarisation
