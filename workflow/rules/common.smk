@@ -8,6 +8,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 
 import bmm.config  # noqa: E402
+import bmm.io  # noqa: E402
+import bmm.pipeline  # noqa: E402
 from bmm.mnist import FILES, SHA256  # noqa: E402
 from bmm.report.figures import FIGURES  # noqa: E402
 
@@ -24,6 +26,15 @@ except bmm.config.ConfigError as e:
     raise WorkflowError(str(e)) from None
 
 MNIST_FILES = list(FILES.values())
+
+
+onstart:
+    # Before any job: an output directory that cannot be written stops the run with one
+    # line naming it, instead of an error in the first job that writes there.
+    try:
+        bmm.pipeline.check_writable()
+    except bmm.io.OutputError as e:
+        raise WorkflowError(str(e)) from None
 
 
 wildcard_constraints:
@@ -88,6 +99,21 @@ def all_outputs():
     ]
 
 
+def canonical(value):
+    """``value`` with the keys of every mapping in it sorted, recursively; a function's result
+    likewise. Snakemake reruns a job when the repr of its params changes, and a dict's repr
+    follows its key order: without this, the same settings written in another order in a
+    config file would rerun every job that takes a mapping. Every rule's params go through it.
+    """
+    if callable(value):
+        return lambda wildcards: canonical(value(wildcards))
+    if isinstance(value, dict):
+        return {key: canonical(value[key]) for key in sorted(value)}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    return value
+
+
 # The fit settings that shape EM's objective and its remedy for degenerate components.
 REMEDY_KEYS = ("mu_prior", "pi_prior", "reseed_degenerate")
 
@@ -122,7 +148,8 @@ def shared_fit_params(wildcards):
 def all_cores():
     """The timing job's threads: every core Snakemake may use (--cores), so nothing runs
     beside it. On a cluster the profile's set-threads decides (and --exclusive gives the job
-    its node). The one knob: the job runs its BLAS and numba pools with these threads."""
+    its node). The one knob: the job runs its BLAS and numba pools with these threads.
+    """
     return workflow.cores
 
 

@@ -19,7 +19,7 @@ rule fit:
         mem_mb=3000,
         runtime=60,
     params:
-        fit=fit_params,
+        fit=canonical(fit_params),
     script:
         "../../scripts/fit.py"
 
@@ -77,7 +77,7 @@ rule fit_shared:
     resources:
         mem_mb=1000,
     params:
-        fit=shared_fit_params,
+        fit=canonical(shared_fit_params),
     script:
         "../../scripts/fit.py"
 

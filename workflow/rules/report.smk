@@ -61,6 +61,6 @@ rule render_report:
         "../envs/bmm.yaml"
     params:
         baseline=config["report"]["baseline"],
-        config=report_config(),
+        config=canonical(report_config()),
     script:
         "../../scripts/render_report.py"

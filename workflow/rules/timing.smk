@@ -18,6 +18,6 @@ rule time_estep:
         mem_mb=4000,
         runtime=120,
     params:
-        timing=config["timing"],
+        timing=canonical(config["timing"]),
     script:
         "../../scripts/time_estep.py"
