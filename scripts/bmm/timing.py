@@ -52,7 +52,12 @@ def model_flops(N: int, K: int, D: int) -> float:
     return 2.0 * N * K * D
 
 
-def gemm_peak(dtype=np.float64, n: int = 1536, repeats: int = 5) -> float:
+def gemm_peak(
+    dtype=np.float64,
+    n: int = 1536,
+    repeats: int = 5,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
     """Best GFLOP/s of an n×n by n×n product in ``dtype`` (the machine's practical limit)."""
     rng = np.random.default_rng(0)
     A = rng.random((n, n)).astype(dtype)
@@ -60,9 +65,9 @@ def gemm_peak(dtype=np.float64, n: int = 1536, repeats: int = 5) -> float:
     A @ B  # warm-up: page in, spin up the BLAS threads
     best = math.inf
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         A @ B
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return 2.0 * n**3 / best / 1e9
 
 
