@@ -116,10 +116,22 @@ def test_same_seed_gives_bit_identical_fits(small, estep, init, reseed):
 
 
 def test_a_generator_as_random_state_is_used():
+    """A Generator is drawn from (its state moves on), so the same seed gives the same fit
+    as the int seed, and other seeds other fits: a fit that ignored it could pass none of
+    these."""
     X = np.random.default_rng(0).random((30, 10)) < 0.5
-    a = BernoulliMixture(2, random_state=np.random.default_rng(5)).fit(X)
-    b = BernoulliMixture(2, random_state=np.random.default_rng(5)).fit(X)
-    assert np.array_equal(a.means_, b.means_)
+
+    def means(random_state):
+        return BernoulliMixture(2, max_iter=5, random_state=random_state).fit(X).means_
+
+    rng = np.random.default_rng(5)
+    before = rng.bit_generator.state
+    a = means(rng)
+    assert rng.bit_generator.state != before  # the fit drew from it
+    np.testing.assert_array_equal(a, means(np.random.default_rng(5)))
+    np.testing.assert_array_equal(a, means(5))  # default_rng(5) is the int seed's generator
+    assert not np.array_equal(a, means(np.random.default_rng(6)))
+    assert not np.array_equal(a, means(rng))  # the same generator, moved on: a new start
 
 
 # ---------------------------------------------------------------------------------------
