@@ -29,10 +29,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import settings
 
 from bmm.mnist import FILES, SHA256
 
 REPO = Path(__file__).resolve().parents[1]
+
+# Property tests draw the same examples on every run (derandomize: the seed comes from the
+# test's name), so a failure in CI reproduces anywhere; `HYPOTHESIS_PROFILE=explore` draws new
+# ones each run and prints the seed and a reproduction blob of any failure.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.register_profile("explore", print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 MIRROR_MODES = ("ok", "404", "500", "corrupt", "truncate", "hang", "nolength")
 
 
@@ -253,36 +261,67 @@ def run_snakemake(workdir: Path, *args: str, timeout: float = 1500, check: bool 
     return proc
 
 
-class Run:
-    """A finished pipeline run: its working directory and how to call Snakemake there."""
+def merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` layered over ``base`` as Snakemake layers config files: mappings merge key
+    by key, anything else replaces."""
+    out = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            value = merged(out[key], value)
+        out[key] = value
+    return out
 
-    def __init__(self, workdir: Path, mirror_yaml: Path, source_dir: Path, kind: str = ""):
+
+class Run:
+    """A finished pipeline run: its working directory and how to call Snakemake there.
+
+    It ran on the small test config, then ``overlays`` (config files), then ``mirror_yaml``
+    (where MNIST came from); ``config`` is the small config with the overlays layered on.
+    """
+
+    def __init__(
+        self,
+        workdir: Path,
+        mirror_yaml: Path,
+        source_dir: Path,
+        kind: str = "",
+        overlays: tuple[Path, ...] = (),
+    ):
         import yaml
 
         self.workdir, self.mirror_yaml, self.source_dir = workdir, mirror_yaml, source_dir
-        self.kind = kind
+        self.kind, self.overlays = kind, tuple(overlays)
         self.sha256 = yaml.safe_load(mirror_yaml.read_text())["mnist"]["sha256"]
+        self.config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+        for path in self.overlays:
+            self.config = merged(self.config, yaml.safe_load(Path(path).read_text()))
 
     def configfiles(self, *extra: Path) -> list[str]:
-        files = [REPO / "tests/config/config.yaml", self.mirror_yaml, *extra]
+        files = [REPO / "tests/config/config.yaml", *self.overlays, self.mirror_yaml, *extra]
         return ["--configfile", *map(str, files)]
 
     def snakemake(self, *args: str, extra: tuple[Path, ...] = (), **kw):
-        return run_snakemake(self.workdir, *self.configfiles(*extra), *args, **kw)
+        return run_snakemake(self.workdir, *args, *self.configfiles(*extra), **kw)
 
     def path(self, relative: str) -> Path:
         return self.workdir / relative
 
 
-def start_run(tmp_path_factory, name: str, source_dir: Path, sha256: dict[str, str]) -> Run:
-    """Run the pipeline on the small test config in a fresh copy of the workflow, with the
-    MNIST files in ``source_dir`` served by a local mirror."""
+def start_run(
+    tmp_path_factory,
+    name: str,
+    source_dir: Path,
+    sha256: dict[str, str] | None,
+    overlays: tuple[Path, ...] = (),
+) -> Run:
+    """Run the pipeline on the small test config (and ``overlays``) in a fresh copy of the
+    workflow, with the MNIST files in ``source_dir`` served by a local mirror."""
     workdir = copy_workflow(tmp_path_factory.mktemp(name))
     with MirrorServer(source_dir) as url:
         mirror = write_yaml(
             workdir / "mirror.yaml", {"mnist": {"mirrors": [str(url)], "sha256": sha256}}
         )
-        run = Run(workdir, mirror, source_dir, name)
+        run = Run(workdir, mirror, source_dir, name, overlays)
         run.snakemake()
     return run
 
@@ -299,15 +338,17 @@ def mnist_run(tmp_path_factory) -> Run:
     directory, missing = find_real_mnist()
     if missing:
         pytest.skip(f"real MNIST not found in {directory} (set BMM_MNIST_DIR)")
-    return start_run(tmp_path_factory, "mnist", directory, dict(SHA256))
+    overlay = REPO / "tests/config/mnist.yaml"  # a few thousand images: scores that mean something
+    return start_run(tmp_path_factory, "mnist", directory, dict(SHA256), (overlay,))
 
 
-@pytest.fixture(scope="module", params=["synthetic", "mnist"])
+@pytest.fixture(
+    scope="module", params=["synthetic", pytest.param("mnist", marks=pytest.mark.mnist)]
+)
 def run(request) -> Run:
     """The session's finished run on each data source in turn (``synthetic_run``, then
-    ``mnist_run``), for the tests that only read a finished run."""
-    if request.param == "mnist":
-        request.applymarker(pytest.mark.mnist)
+    ``mnist_run``), for the tests that only read a finished run. The real-MNIST instances
+    carry the ``mnist`` marker from collection on, so ``-m "not mnist"`` deselects them."""
     return request.getfixturevalue(f"{request.param}_run")
 
 
@@ -329,3 +370,75 @@ def report_figures(K: list[int]) -> dict[str, Path]:
     for k in K:
         figures[f"results/report/figures/means_K{k}.png"] = captions / "means.rst"
     return figures
+
+
+# ---------------------------------------------------------------------------------------
+# Faults: runs in the background, waiting on what they write, permissions without root
+
+
+def start_snakemake(workdir: Path, *args: str, output: Path, cores: int = 2):
+    """``snakemake --cores CORES ARGS`` in the background, in its own process group (so one
+    signal reaches Snakemake and every job it started), stdout and stderr into ``output``."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), *args]
+    with open(output, "w") as out:
+        return subprocess.Popen(
+            cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+
+def wait_until(condition: Callable[[], object], proc, what: str, timeout: float = 600):
+    """Poll ``condition`` until it returns something true, and return that; fail if ``proc``
+    (a Popen, or None) ends first or ``timeout`` seconds pass. Waits on an observable event,
+    never on a fixed sleep, so a busy machine only makes it slower."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        found = condition()
+        if found:
+            return found
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process ended (exit {proc.returncode}) before {what}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not seen within {timeout} s")
+        time.sleep(0.1)
+
+
+def processes_in(directory: Path) -> list[int]:
+    """PIDs of the live processes whose working directory is ``directory`` or below it."""
+    found = []
+    root = directory.resolve()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cwd = (proc / "cwd").resolve(strict=True)
+        except OSError:
+            continue
+        if cwd == root or root in cwd.parents:
+            found.append(int(proc.name))
+    return found
+
+
+def unprivileged() -> list[str]:
+    """A command prefix under which file permissions hold, or skip the test.
+
+    Root ignores a read-only mode (CAP_DAC_OVERRIDE), so as root the command runs under
+    ``setpriv`` without that capability (and CAP_DAC_READ_SEARCH): still uid 0, but read-only
+    then means read-only, as for any user. Empty for any other user.
+    """
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0:
+        return []
+    prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+    if shutil.which("setpriv") is None:
+        pytest.skip("running as root without setpriv (util-linux): cannot make a file read-only")
+    probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"setpriv cannot drop CAP_DAC_OVERRIDE here: {probe.stderr.strip()}")
+    return prefix
