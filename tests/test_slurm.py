@@ -20,8 +20,11 @@ import subprocess
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import copy_workflow, run_snakemake, write_yaml
+
+from bmm import params_table
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -90,10 +93,11 @@ def _sbatch_line(log: str, rule: str) -> str:
 
 
 @pytest.mark.timeout(RUN_TIMEOUT_S + 120)
-def test_pipeline_runs_through_slurm(tmp_path: Path, synthetic_mnist) -> None:
+def test_pipeline_runs_through_slurm(tmp_path: Path, synthetic_mnist, request) -> None:
     reason = _slurm_unavailable()
     if reason:
         pytest.skip(reason)
+    local = request.getfixturevalue("synthetic_run")  # the same config, run locally
 
     work = copy_workflow(tmp_path / "work")
     overlay = write_yaml(
@@ -156,5 +160,21 @@ def test_pipeline_runs_through_slurm(tmp_path: Path, synthetic_mnist) -> None:
     estep, fit = _sbatch_line(log, "time_estep"), _sbatch_line(log, "fit")
     assert "--cpus-per-task=2" in estep, estep
     assert "--cpus-per-task=1" in fit, fit
+
+    # The fits equal those of the local run of the same small config (the session's
+    # synthetic run, which fits every variant; these are two of them): π and μ bit for bit,
+    # and the params files byte for byte, since they record only the fit, its settings and
+    # its provenance (the same code, data, packages and machine), no time or host name.
+    tables = sorted(work.glob("results/*/**/params.parquet"))
+    assert len(tables) == n_fits + len(FIT_VARIANTS)  # and the shared-subset fits
+    for table in tables:
+        relative = table.relative_to(work)
+        pi, mu, meta = params_table.read_params(table)
+        pi0, mu0, meta0 = params_table.read_params(local.workdir / relative)
+        np.testing.assert_array_equal(pi, pi0, err_msg=str(relative))
+        np.testing.assert_array_equal(mu, mu0, err_msg=str(relative))
+        assert meta == meta0, relative
+        assert table.read_bytes() == (local.workdir / relative).read_bytes(), relative
+
     print(f"\nslurm run: {elapsed:.0f} s, {len(logs)} Slurm jobs ({len(jobs)} still in squeue)")
     print(f"sbatch time_estep: {estep}\nsbatch fit: {fit}")

@@ -83,12 +83,16 @@ def cpu_model() -> str:
 
 
 def blas_info() -> list[dict[str, Any]]:
-    """The BLAS/OpenMP libraries numpy loaded, with their versions and current thread counts."""
+    """The BLAS/OpenMP libraries numpy loaded, with their versions and current thread counts.
+
+    Sorted, not in the order the process happened to load them (which differs between a
+    local job and the same job under SLURM), so the same libraries give the same record."""
     import numpy  # noqa: F401  (load numpy's BLAS before asking)
     from threadpoolctl import threadpool_info
 
     keep = ("user_api", "internal_api", "version", "num_threads", "threading_layer", "architecture")
-    return [{k: d.get(k) for k in keep} for d in threadpool_info()]
+    found = [{k: d.get(k) for k in keep} for d in threadpool_info()]
+    return sorted(found, key=lambda d: [str(d[k]) for k in keep])
 
 
 def machine() -> dict[str, Any]:
