@@ -1,0 +1,358 @@
+"""Faults a real run meets, each through the pipeline as a user meets it: a run killed while a
+fit iterates, bad MNIST files, two runs at once in one directory, a corrupt table between two
+rules, a read-only results directory. After each, nothing is lost and nothing half-written
+sits where an output belongs. docs/faults.md lists every fault with the test that proves it.
+
+Every run here is small (synthetic MNIST from a local directory mirror) and waits on what the
+pipeline writes (its logs, its lock), never on a fixed sleep, so a busy machine only makes it
+slower.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import (
+    Run,
+    copy_workflow,
+    make_idx,
+    processes_in,
+    run_snakemake,
+    start_snakemake,
+    unprivileged,
+    wait_until,
+    write_yaml,
+)
+
+from bmm import io, mnist, params_table, provenance
+
+pytestmark = pytest.mark.slow
+
+# A small config whose loop fit takes long enough to be caught iterating: loops_ndk on 100
+# images for 25 EM iterations (tol 0: no early stop) takes 10-30 s here; two variants keep
+# the run short (loops_ndk, and matmul_fused that the agreement table and report need).
+SLOW = {
+    "fit": {
+        "variants": ["loops_ndk", "matmul_fused"],
+        "caps": {"loops_ndk": {"n_train": 100, "max_iter": 25}},
+        "tol": 0.0,
+    },
+    "timing": {"variants": ["loops_ndk_as_published", "matmul_fused"]},
+}
+TEMPORARY = re.compile(r"(\.tmp|\.part|^tmp)")  # ours (.name.tmp-PID), pooch's (tmpXXXX)
+
+
+def new_run(workdir: Path, source: Path, sha256: dict, overlay: dict | None = None) -> Run:
+    """A fresh copy of the workflow in ``workdir`` that reads MNIST from the directory
+    ``source`` (a local mirror), on the small test config and ``overlay``; not yet run."""
+    copy_workflow(workdir)
+    mirror = write_yaml(
+        workdir / "mirror.yaml", {"mnist": {"mirrors": [str(source)], "sha256": sha256}}
+    )
+    overlays = (write_yaml(workdir / "overlay.yaml", overlay),) if overlay else ()
+    return Run(workdir, mirror, source, "synthetic", overlays)
+
+
+def files_under(workdir: Path, *roots: str) -> dict[str, int]:
+    """Every file under ``roots``, relative path -> modification time (ns)."""
+    return {
+        str(p.relative_to(workdir)): p.stat().st_mtime_ns
+        for root in roots
+        for p in sorted((workdir / root).rglob("*"))
+        if p.is_file()
+    }
+
+
+def assert_same_params(run: Run, reference: Run, pattern: str = "results/*/**/params.parquet"):
+    """Every params table of ``reference`` (those ``pattern`` matches) is in ``run`` with the
+    same π and μ, bit for bit, and the same settings and outcome."""
+    tables = sorted(reference.workdir.glob(pattern))
+    assert tables
+    for table in tables:
+        relative = table.relative_to(reference.workdir)
+        pi, mu, meta = params_table.read_params(run.workdir / relative)
+        pi_ref, mu_ref, meta_ref = params_table.read_params(table)
+        np.testing.assert_array_equal(pi, pi_ref, err_msg=str(relative))
+        np.testing.assert_array_equal(mu, mu_ref, err_msg=str(relative))
+        assert meta["config"] == meta_ref["config"] and meta["fit"] == meta_ref["fit"]
+
+
+def nothing_to_do(run: Run) -> bool:
+    proc = run.snakemake("-n")
+    return "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def rerun_as_snakemake_asks(run: Run) -> list[str]:
+    """Rerun after an interruption, following Snakemake's own messages: --unlock when it says
+    the directory is locked, --rerun-incomplete when it names incomplete files. Returns the
+    extra flags it asked for."""
+    asked = []
+    proc = run.snakemake(check=False)
+    output = proc.stdout + proc.stderr
+    if proc.returncode != 0 and "--unlock" in output and "cannot be locked" in output:
+        asked.append("--unlock")
+        run.snakemake("--unlock")
+        proc = run.snakemake(check=False)
+        output = proc.stdout + proc.stderr
+    if proc.returncode != 0:
+        assert "--rerun-incomplete" in output, output[-3000:]
+        asked.append("--rerun-incomplete")
+        run.snakemake("--rerun-incomplete")
+    return asked
+
+
+@pytest.fixture(scope="module")
+def slow_reference(tmp_path_factory, synthetic_mnist) -> Run:
+    """The SLOW config run once, uninterrupted: what an interrupted run must end up with."""
+    run = new_run(
+        tmp_path_factory.mktemp("slow_reference"), synthetic_mnist.dir, synthetic_mnist.sha256, SLOW
+    )
+    run.snakemake()
+    return run
+
+
+def iterating_fit(run: Run):
+    """The log of a loops_ndk fit that has logged an EM iteration, or None."""
+    for log in sorted(run.workdir.glob("logs/fit/loops_ndk/K*/seed0.log")):
+        if re.search(r"^\[.*\]   iteration \d+:", log.read_text(), re.M):
+            return log
+    return None
+
+
+# ---------------------------------------------------------------------------------------
+# Killed while a fit iterates
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
+def test_a_run_killed_while_a_fit_iterates_completes_on_rerun(
+    tmp_path, synthetic_mnist, slow_reference, sig
+):
+    """Ctrl-C (SIGINT) or SIGKILL to Snakemake and all its jobs once a fit's log shows EM
+    iterations: the rerun Snakemake asks for completes, the jobs that had finished are not
+    run again, no temporary file is left under results/ or resources/, and every fit's
+    params equal those of the uninterrupted run."""
+    run = new_run(tmp_path / "work", synthetic_mnist.dir, synthetic_mnist.sha256, SLOW)
+    proc = start_snakemake(run.workdir, *run.configfiles(), output=tmp_path / "first.out")
+    try:
+        log = wait_until(lambda: iterating_fit(run), proc, "a loops_ndk fit logging iterations")
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=300)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    # nothing of the run survives it (a job that outlived Snakemake would finish on its own)
+    wait_until(lambda: not processes_in(run.workdir), None, "every process of the run ending", 60)
+    fit = run.workdir / "results/fits/loops_ndk" / log.parent.name / "seed0"
+    assert not (fit / "params.parquet").exists()  # it was killed mid-fit
+    assert not run.path("results/report/report.html").exists()
+
+    # what had finished, as Snakemake records it (status ok), and when it was written
+    summary = run.snakemake("--summary").stdout.splitlines()
+    finished = {cols[0] for cols in (line.split("\t") for line in summary[1:]) if cols[4] == "ok"}
+    assert f"resources/mnist/{mnist.FILES['train_images']}" in finished
+    assert "results/data/train.parquet" in finished
+    before = files_under(run.workdir, "results", "resources")
+
+    asked = rerun_as_snakemake_asks(run)
+    if sig == signal.SIGINT:  # Snakemake cleaned up after itself
+        assert asked == []
+
+    after = files_under(run.workdir, "results", "resources")
+    rerun = {f for f in finished if after[f] != before[f]}
+    assert not rerun, f"finished jobs ran again: {sorted(rerun)}"
+    assert "done" in (run.workdir / log.relative_to(run.workdir)).read_text()  # the killed fit
+    temporary = [f for f in after if TEMPORARY.search(Path(f).name)]
+    assert not temporary, temporary
+    assert set(after) == set(files_under(slow_reference.workdir, "results", "resources"))
+    assert_same_params(run, slow_reference)
+    assert nothing_to_do(run)
+
+
+# ---------------------------------------------------------------------------------------
+# Two runs at once
+
+
+def test_a_second_run_in_the_same_directory_is_refused_while_the_first_finishes(
+    tmp_path, synthetic_mnist, slow_reference
+):
+    """While the first run holds the directory (paused mid-fit with SIGSTOP, so the second
+    surely meets it running), a second snakemake there is refused by Snakemake's lock with
+    its message and changes nothing; the first, resumed, finishes with the outputs of an
+    uninterrupted run. One core for the first run: the fit caught iterating is its only job,
+    so no other job is half-way through writing its outputs."""
+    run = new_run(tmp_path / "work", synthetic_mnist.dir, synthetic_mnist.sha256, SLOW)
+    target = "results/tables/metrics.parquet"
+    first = start_snakemake(
+        run.workdir, target, *run.configfiles(), output=tmp_path / "first.out", cores=1
+    )
+    try:
+        wait_until(lambda: iterating_fit(run), first, "a loops_ndk fit logging iterations")
+        assert list(run.workdir.glob(".snakemake/locks/*"))  # the first run holds the lock
+        os.killpg(first.pid, signal.SIGSTOP)
+        try:
+            before = files_under(run.workdir, "results", "resources", "logs")
+            second = run_snakemake(run.workdir, target, *run.configfiles(), check=False)
+            assert files_under(run.workdir, "results", "resources", "logs") == before
+        finally:
+            os.killpg(first.pid, signal.SIGCONT)
+        assert first.wait(timeout=900) == 0, (tmp_path / "first.out").read_text()[-3000:]
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
+    output = second.stdout + second.stderr
+    assert second.returncode != 0
+    assert "Error: Directory cannot be locked." in output, output[-3000:]
+    assert "--unlock" in output  # Snakemake's message says how to clear a stale lock
+    assert_same_params(run, slow_reference, "results/fits/**/params.parquet")
+    for metrics in sorted(slow_reference.workdir.glob("results/fits/*/K*/seed0/metrics.parquet")):
+        mine = io.read_parquet(run.workdir / metrics.relative_to(slow_reference.workdir))
+        assert mine.equals(io.read_parquet(metrics)), metrics
+    assert not list(run.workdir.glob(".snakemake/locks/*"))  # released
+
+
+# ---------------------------------------------------------------------------------------
+# Bad MNIST files reach binarize
+
+
+def corrupt(kind: str, key: str, good: Path, arrays: dict[str, np.ndarray], dest: Path) -> str:
+    """Write ``dest``: the file ``key`` of the synthetic MNIST damaged as ``kind`` says;
+    returns what the error must say about it."""
+    array = arrays[key]
+    if kind == "truncated gzip":
+        raw = good.read_bytes()
+        dest.write_bytes(raw[: len(raw) // 2])
+        return "truncated or corrupt gzip file"
+    if kind == "wrong IDX magic":  # images where labels belong, or the other way round
+        magic = mnist.LABELS_MAGIC if key.endswith("images") else mnist.IMAGES_MAGIC
+        make_idx(dest, array, magic=magic)
+        return f"magic number {magic}"
+    if kind == "count mismatch":  # one image or label fewer than its partner file holds
+        make_idx(dest, array[:-1])
+        n_images = len(array) - 1 if key.endswith("images") else len(array)
+        return f"holds {n_images} images but resources/mnist/"
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["truncated gzip", "wrong IDX magic", "count mismatch"])
+@pytest.mark.parametrize("key", list(mnist.FILES))
+def test_a_bad_mnist_file_leaves_neither_binarised_table(tmp_path, synthetic_mnist, key, kind):
+    """Any of the four files bad: binarize stops with an error naming it, and writes neither
+    train.parquet nor test.parquet, even when Snakemake is told to keep a failed job's
+    outputs (--keep-incomplete): it reads and checks all four before writing anything."""
+    source = tmp_path / "mirror"
+    source.mkdir()
+    arrays = {
+        "train_images": synthetic_mnist.train[0],
+        "train_labels": synthetic_mnist.train[1],
+        "test_images": synthetic_mnist.test[0],
+        "test_labels": synthetic_mnist.test[1],
+    }
+    name = mnist.FILES[key]
+    for other in mnist.FILES.values():
+        (source / other).write_bytes((synthetic_mnist.dir / other).read_bytes())
+    expected = corrupt(kind, key, synthetic_mnist.dir / name, arrays, source / name)
+    sha256 = {n: provenance.sha256_file(source / n) for n in mnist.FILES.values()}
+    run = new_run(tmp_path / "work", source, sha256)
+    outputs = ["results/data/train.parquet", "results/data/test.parquet"]
+    proc = run_snakemake(
+        run.workdir, "--keep-incomplete", *outputs, *run.configfiles(), check=False
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert not any(run.path(o).exists() for o in outputs), sorted(
+        os.listdir(run.path("results/data"))
+    )
+    error = [line for line in output.splitlines() if "ERROR: IDXError:" in line]
+    assert error, output[-3000:]
+    assert f"resources/mnist/{name}" in error[0] and expected in error[0], error[0]
+    log = run.path("logs/binarize.log").read_text().splitlines()
+    assert "ERROR: IDXError:" in log[1]  # the job's first line after its start says it
+    assert not [f for f in files_under(run.workdir, "results") if TEMPORARY.search(f)]
+
+
+# ---------------------------------------------------------------------------------------
+# A corrupt table between two rules
+
+
+@pytest.mark.parametrize(
+    ("table", "reader", "target"),
+    [
+        ("results/data/train.parquet", "fit", "results/fits/matmul_fused/K5/seed0/params.parquet"),
+        (
+            "results/fits/matmul_fused/K5/seed0/params.parquet",
+            "evaluate",
+            "results/fits/matmul_fused/K5/seed0/metrics.parquet",
+        ),
+    ],
+    ids=["train-to-fit", "params-to-evaluate"],
+)
+def test_a_truncated_table_stops_the_next_rule_with_one_line_naming_it(
+    tmp_path, synthetic_mnist, table, reader, target
+):
+    """A table a later rule reads, truncated after it was written: that rule stops with one
+    line naming the file and saying to delete it and rerun; doing so completes the run."""
+    run = new_run(tmp_path / "work", synthetic_mnist.dir, synthetic_mnist.sha256)
+    run.snakemake(table)
+    data = run.path(table).read_bytes()
+    run.path(table).write_bytes(data[: len(data) // 2])
+    proc = run.snakemake(target, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and not run.path(target).exists()
+    errors = [line for line in output.splitlines() if "ERROR:" in line]
+    assert len(errors) == 1, output[-3000:]
+    expected = (
+        f"ERROR: CorruptFileError: {table} is corrupt or truncated (Parquet magic bytes not "
+        "found in footer."
+    )
+    assert errors[0].split("] ", 1)[1].startswith(expected), errors[0]
+    assert errors[0].endswith("; delete it and rerun snakemake, which rebuilds it")
+    assert "Traceback" not in output.split(errors[0])[0]  # nothing louder comes before it
+    assert f"Error in rule {reader}" in output
+    # following the advice
+    run.path(table).unlink()
+    run.snakemake(target)
+    assert io.read_parquet(run.path(target)) is not None
+
+
+# ---------------------------------------------------------------------------------------
+# A read-only results directory
+
+
+@pytest.mark.parametrize("read_only", ["results", "results/data"])
+def test_a_read_only_results_directory_stops_the_run_before_any_job(
+    tmp_path, synthetic_mnist, read_only
+):
+    prefix = unprivileged()
+    run = new_run(tmp_path / "work", synthetic_mnist.dir, synthetic_mnist.sha256)
+    run.path(read_only).mkdir(parents=True)
+    run.path(read_only).chmod(0o555)
+    try:
+        cmd = [*prefix, *run_snakemake_cmd(), *run.configfiles()]
+        proc = subprocess.run(
+            cmd, cwd=run.workdir, capture_output=True, text=True, timeout=600, check=False
+        )
+    finally:
+        run.path(read_only).chmod(0o755)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    expected = (
+        f"cannot write to {read_only}/ (read-only); make it writable (chmod -R u+w "
+        f"{read_only}), or run snakemake in a directory you can write (--directory), and rerun"
+    )
+    assert expected in output, output[-3000:]
+    assert not run.path("resources").exists() and not run.path("logs").exists()  # no job ran
+    assert files_under(run.workdir, "results") == {}
+
+
+def run_snakemake_cmd() -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "snakemake", "--cores", "2"]
