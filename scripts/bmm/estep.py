@@ -114,11 +114,15 @@ def _logs(pi, mu):
     return log_pi, np.log(mu), np.log1p(-mu)
 
 
-def _normalise(log_p):
+def _normalise(log_p, top=None):
     """Responsibilities (in log_p's dtype, in place) and float64 log-likelihood from the joint
-    log p(x_n, k), stable: shifted by the row maximum before exp."""
-    m = log_p.max(axis=1, keepdims=True)
-    log_p -= m
+    log p(x_n, k), stable: shifted by the row maximum before exp. ``top``: the row maxima,
+    when log_p comes already shifted by them."""
+    if top is None:
+        m = log_p.max(axis=1, keepdims=True)
+        log_p -= m
+    else:
+        m = top[:, None]
     np.exp(log_p, out=log_p)
     s = log_p.sum(axis=1, keepdims=True)
     log_p /= s
@@ -314,8 +318,8 @@ def numba_simd(X, pi, mu):
 @_register("packed_lut", dtype=np.float32, attempt="beyond", packed=True, unavailable=NO_NUMBA)
 def packed_lut(X, pi, mu):
     log_pi, log_mu, log_1mu = _logs(pi, mu)
-    log_p = bits.log_joint(X, (log_mu - log_1mu).T, log_1mu.sum(axis=1) + log_pi)
-    return _normalise(log_p)
+    log_p, top = bits.log_joint(X, (log_mu - log_1mu).T, log_1mu.sum(axis=1) + log_pi)
+    return _normalise(log_p, top)
 
 
 # ---------------------------------------------------------------------------------------
