@@ -323,6 +323,25 @@ def packed_lut(X, pi, mu):
 
 
 # ---------------------------------------------------------------------------------------
+# Scoring a fitted model: not a variant of the story, the E-step the estimator's predict,
+# predict_proba and score_samples use whatever variant fitted the model.
+
+
+def scoring(X, pi, mu):
+    """Responsibilities and log p(x) in float64, stable, for X dense or packed.
+
+    Dense X: ``matmul_fused``. Packed X (with numba): the same sums through float64 lookup
+    tables, exact to rounding like ``matmul_fused`` (they agree to 1e-12), without the
+    N×D float64 copy of X that ``matmul_fused`` would need (376 MB for MNIST's training set).
+    """
+    if isinstance(X, BitMatrix) and not VARIANTS["packed_lut"].unavailable:
+        log_pi, log_mu, log_1mu = _logs(pi, mu)
+        W, c = (log_mu - log_1mu).T, log_1mu.sum(axis=1) + log_pi
+        return _normalise(*bits.log_joint(X, W, c, dtype=np.float64))
+    return matmul_fused(VARIANTS["matmul_fused"].prepare(X), pi, mu)
+
+
+# ---------------------------------------------------------------------------------------
 
 
 def get(name: str) -> Variant:
