@@ -262,6 +262,7 @@ def fit_em(
 # ---------------------------------------------------------------------------------------
 # The estimator
 
+
 def bic(total_loglik: float, n_parameters: int, n_samples: int) -> float:
     """Bayesian information criterion from a data set's total log-likelihood (lower is better)."""
     return -2 * total_loglik + n_parameters * np.log(n_samples)
