@@ -263,3 +263,40 @@ def test_variants_with_identical_fits_are_one_line_named_together(drawn, monkeyp
     assert loglik.get_ylim()[0] > -1400  # the outlier does not set the scale...
     notes = [child.get_text() for child in loglik.texts]
     assert "-1400 ↓" in notes  # ...it is marked at the bottom edge with its value
+
+
+def render_page(tmp_path, timings) -> str:
+    """The whole page from hand-made tables, with a placeholder image for every figure."""
+    import matplotlib.pyplot as plt
+
+    png = tmp_path / "blank.png"
+    plt.imsave(png, np.zeros((2, 2)))
+    t = tables(timings)
+    meta = {"gemm_peak_gflops": PEAKS, "machine": MACHINE, "threads": THREADS}
+    out = tmp_path / "report.html"
+    html.render(
+        out,
+        figures={name: (png, f"caption of {name}") for name in FIGURES},
+        means=[(png, "means")],
+        timings=t.timings,
+        timing_meta=meta,
+        metrics=t.metrics,
+        agreement=t.agreement,
+        baseline=ARTICLE_FIRST,
+        config={"timing": {"budget_s": 10}},
+    )
+    return out.read_text()
+
+
+def test_the_page_says_when_the_articles_point_was_not_timed(tmp_path):
+    page = render_page(tmp_path, grid())
+    assert "speedup over loops_ndk_as_published" in page  # the headline table is there
+    small = grid()
+    page = render_page(tmp_path, small[small["N"] != 1000])
+    assert "N = 1000 is not in this run's timing grid" in page
+    assert "speedup over loops_ndk_as_published" not in page
+
+
+def test_points_not_timed_are_listed_with_their_reason(tmp_path):
+    page = render_page(tmp_path, grid(first_at_article_point="skip:12.5"))
+    assert "predicted 12.5 s &gt; budget" in page
