@@ -47,6 +47,11 @@ COLUMNS = [
 #: Points predicted to take longer than this get no warm-up call.
 WARMUP_LIMIT_S = 1.0
 
+#: Seconds to idle before timing another variant: OpenBLAS's threads spin for about 0.1 s
+#: after a product (2**28 cycles, its default OPENBLAS_THREAD_TIMEOUT), slowing whatever
+#: runs next on the same cores.
+IDLE_S = 0.25
+
 
 def model_flops(N: int, K: int, D: int) -> float:
     """The E-step's useful work: one N×D by D×K product."""
@@ -102,6 +107,7 @@ def time_variant_grid(
     v = estep.get(variant)
     D = X.shape[1]
     inputs = _prepared(v, X, Ns)
+    time.sleep(IDLE_S)  # let the previous variant's BLAS threads go idle
     reference = reference or reference_responsibilities(X, seed)
     rows = []
     measured: dict[tuple[int, int], float] = {}  # (N, K) -> median seconds
