@@ -5,8 +5,8 @@ from bmm.pipeline import job
 
 with job(snakemake) as log:
     model, meta = params_table.model_from_params(snakemake.input.params)
-    X_train, y_train = mnist.load_binarized(snakemake.input.train, dtype=bool)
-    X_test, y_test = mnist.load_binarized(snakemake.input.test, dtype=bool)
+    X_train, y_train = mnist.load_binarized(snakemake.input.train, packed=True)
+    X_test, y_test = mnist.load_binarized(snakemake.input.test, packed=True)
     row = fit_job.metrics_row(model, meta, X_train, y_train, X_test, y_test)
     out = provenance.collect(meta["config"], meta["sources"])
     io.write_parquet(row, snakemake.output.metrics, out)

@@ -9,7 +9,7 @@ from bmm.report import figures
 
 with job(snakemake) as log:
     model, meta = params_table.model_from_params(snakemake.input.params)
-    X, y = mnist.load_binarized(snakemake.input.test, dtype=bool)
+    X, y = mnist.load_binarized(snakemake.input.test, packed=True)
     labels = cluster_labels(y, model.predict(X))
     degenerate = degenerate_components(model.weights_, meta["fit"]["n_samples"])
     c = meta["config"]

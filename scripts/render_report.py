@@ -14,7 +14,7 @@ with job(snakemake) as log:
         for name in FIGURES
     }
     means_caption = Path(i.caption_means).read_text().strip()
-    means = [(Path(p), f"{means_caption} ({Path(p).stem.split('_')[-1]}.)") for p in i.means]
+    means = [(Path(p), f"K = {Path(p).stem.split('_K')[-1]}. {means_caption}") for p in i.means]
     html.render(
         snakemake.output.html,
         figures=figures,

@@ -12,6 +12,7 @@ with job(snakemake, threads=min(snakemake.threads, threads.cpu_count())) as log:
     used = threads.current()
     peaks = {dtype: timing.gemm_peak(dtype) for dtype in ("float64", "float32")}
     log(f"threads {used}; GEMM peak GFLOP/s {peaks}")
+    reference = timing.reference_responsibilities(X, cfg["seed"])  # one per point, shared
     frames = []
     for variant in cfg["variants"]:
         frames.append(
@@ -26,6 +27,7 @@ with job(snakemake, threads=min(snakemake.threads, threads.cpu_count())) as log:
                 variant_budget_s=cfg["variant_budget_s"],
                 seed=cfg["seed"],
                 log=log,
+                reference=reference,
             )
         )
     table = pd.concat(frames, ignore_index=True)

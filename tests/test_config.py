@@ -149,9 +149,10 @@ def test_shared_subset_must_fit_its_K_and_the_data():
 
 
 def test_cross_references_must_name_configured_variants():
-    config = with_("fit.variants", ["matmul", "matmul_fused"])
-    check(config)  # the reference and report variant (matmul_fused) are among them
-    assert "fit.shared.reference" in error_of(with_("fit.variants", ["matmul"]))
+    config = with_("fit.variants", ["matmul_fused", "packed_lut"])
+    check(config)  # the reference (matmul_fused) and the report's variant are among them
+    assert "fit.shared.reference" in error_of(with_("fit.variants", ["packed_lut"]))
+    assert "report.variant" in error_of(with_("fit.variants", ["matmul_fused"]))
     assert "report.baseline" in error_of(with_("timing.variants", ["matmul"]))
     assert "report.seed" in error_of(with_("report.seed", 7))
 

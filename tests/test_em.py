@@ -503,3 +503,19 @@ def test_real_mnist_purity(real_mnist_dir):
     print(msg)
     assert test_purity >= 0.55, msg
     assert np.isfinite(model.lower_bound_) and (np.diff(model.trace_["objective"]) > -1e-9).all()
+
+
+def test_no_reseeding_is_proposed_with_fewer_than_two_images_a_component():
+    """With N < 2K some component is degenerate whatever EM does: proposing moves would
+    only cost an E-step each iteration (the default run's capped loops fit 100 images with
+    K = 100)."""
+    from bmm import em
+
+    rng = np.random.default_rng(0)
+    X = rng.random((11, 20)) < 0.5
+    pi = np.array([0.5, 0.49, 0.01, 0, 0, 0])  # four degenerate of six
+    mu = rng.uniform(0.2, 0.8, (6, 20))
+    _, _, move = em._reseed(X, pi, mu, rng.normal(size=11), np.zeros(6, dtype=bool))
+    assert not move.any()
+    _, _, move = em._reseed(np.vstack([X, X]), pi, mu, rng.normal(size=22), np.zeros(6, bool))
+    assert move.tolist() == [False, False, True, True, True, True]  # N = 22 > 2K: moves

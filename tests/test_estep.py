@@ -348,3 +348,28 @@ def test_numba_missing_makes_the_compiled_variants_unavailable():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("OK numba is not installed")
+
+
+# ---------------------------------------------------------------------------------------
+# Scoring: the float64 E-step the estimator scores with, from dense X or from bits
+
+
+@pytest.mark.parametrize("case_name", list(CASES))
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "bits"])
+def test_scoring_matches_reference(case_name, packed):
+    X, pi, mu = case(case_name)
+    resp, ll = estep.scoring(BitMatrix.pack(X) if packed else X, pi, mu)
+    ref_resp, ref_ll = reference(case_name)
+    assert resp.dtype == ll.dtype == np.float64
+    assert np.abs(resp - ref_resp).max() <= TOL[np.float64]["resp"]
+    np.testing.assert_allclose(ll, ref_ll, rtol=1e-10, atol=1e-10)
+
+
+def test_scoring_bits_without_numba_unpacks_them(monkeypatch):
+    X, pi, mu = case("random-s2")
+    gone = replace(VARIANTS["packed_lut"], unavailable="numba is not installed")
+    monkeypatch.setitem(VARIANTS, "packed_lut", gone)
+    resp, ll = estep.scoring(BitMatrix.pack(X), pi, mu)
+    expected = estep.matmul_fused(X, pi, mu)
+    np.testing.assert_array_equal(resp, expected[0])
+    np.testing.assert_array_equal(ll, expected[1])

@@ -202,7 +202,7 @@ def test_every_figure_draws_and_fits_the_page(name, tmp_path):
 def drawn(monkeypatch):
     """Draw a figure and keep its matplotlib Figure instead of only saving it."""
     kept = []
-    monkeypatch.setattr(figures, "_save", lambda fig, path, legend_rows=0: kept.append(fig))
+    monkeypatch.setattr(figures, "_save", lambda fig, path: kept.append(fig))
 
     def draw(name):
         FIGURES[name].draw(tables(grid(first_at_article_point="skip:12.5")), None)
@@ -224,10 +224,10 @@ def test_skipped_points_are_drawn_as_predictions_not_measurements(drawn):
 def test_capped_fits_are_labelled_with_their_size(drawn):
     fig = drawn("clustering_vs_K")
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "loops_ndk (100 images, 3 it.), capped" in labels
+    assert "loops_ndk (100 images, ≤3 it.), capped" in labels
     assert "packed_lut" in labels
     styles = {line.get_label(): line.get_linestyle() for line in fig.axes[0].get_lines()}
-    assert styles["packed_lut"] == "-" and styles["loops_ndk (100 images, 3 it.), capped"] == "--"
+    assert styles["packed_lut"] == "-" and styles["loops_ndk (100 images, ≤3 it.), capped"] == "--"
 
 
 def test_traces_keep_capped_fits_apart(drawn):
@@ -242,3 +242,61 @@ def test_traces_keep_capped_fits_apart(drawn):
     top = {line.get_label() for ax in fig.axes[:2] for line in ax.get_lines()}
     bottom = {line.get_label() for ax in fig.axes[2:] for line in ax.get_lines()}
     assert top == {"packed_lut"} and bottom == {"loops_ndk (100 images, 3 it.)"}
+
+
+def test_variants_with_identical_fits_are_one_line_named_together(drawn, monkeypatch):
+    same = metrics_rows()
+    same = same[same["variant"] == "packed_lut"].assign(n_train=10000, n_iter=30)
+    extra = pd.concat([same.assign(variant=v) for v in ("matmul", "matmul_fused")])
+    metrics = pd.concat([metrics_rows(), extra], ignore_index=True)
+    metrics.loc[metrics["variant"] == "loops_ndk", "test_loglik"] = [-120.0, -1400.0]
+    base = tables()
+    kept = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: kept.append(fig))
+    t = Tables(base.timings, PEAKS, metrics, traces_rows(metrics), base.agreement, ARTICLE_FIRST)
+    figures.clustering_vs_K(t, None)
+    fig = kept[-1]
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert "matmul, matmul_fused (10000 images, ≤30 it.), capped" in labels
+    assert not any(label.startswith("matmul_fused") for label in labels)
+    loglik = fig.axes[3]
+    assert loglik.get_ylim()[0] > -1400  # the outlier does not set the scale...
+    notes = [child.get_text() for child in loglik.texts]
+    assert "-1400 ↓" in notes  # ...it is marked at the bottom edge with its value
+
+
+def render_page(tmp_path, timings) -> str:
+    """The whole page from hand-made tables, with a placeholder image for every figure."""
+    import matplotlib.pyplot as plt
+
+    png = tmp_path / "blank.png"
+    plt.imsave(png, np.zeros((2, 2)))
+    t = tables(timings)
+    meta = {"gemm_peak_gflops": PEAKS, "machine": MACHINE, "threads": THREADS}
+    out = tmp_path / "report.html"
+    html.render(
+        out,
+        figures={name: (png, f"caption of {name}") for name in FIGURES},
+        means=[(png, "means")],
+        timings=t.timings,
+        timing_meta=meta,
+        metrics=t.metrics,
+        agreement=t.agreement,
+        baseline=ARTICLE_FIRST,
+        config={"timing": {"budget_s": 10}},
+    )
+    return out.read_text()
+
+
+def test_the_page_says_when_the_articles_point_was_not_timed(tmp_path):
+    page = render_page(tmp_path, grid())
+    assert "speedup over loops_ndk_as_published" in page  # the headline table is there
+    small = grid()
+    page = render_page(tmp_path, small[small["N"] != 1000])
+    assert "N = 1000 is not in this run's timing grid" in page
+    assert "speedup over loops_ndk_as_published" not in page
+
+
+def test_points_not_timed_are_listed_with_their_reason(tmp_path):
+    page = render_page(tmp_path, grid(first_at_article_point="skip:12.5"))
+    assert "predicted 12.5 s &gt; budget" in page

@@ -194,6 +194,8 @@ def test_bench_prints_ratios_side_by_side(capsys):
                 "3",
                 "--repeats",
                 "2",
+                "--idle",
+                "0",
                 "--variants",
                 "loops_nk",
                 "matmul",
@@ -229,7 +231,7 @@ def test_bench_rejects_unknown_variants_and_bad_sizes(capsys):
 def test_bench_suite_reports_every_figure_as_json(capsys):
     """The suite end to end on small random data: it runs and reports each figure the
     README describes. Values are timings, so only their presence and sense are checked."""
-    args = ["--suite", "--json", "--N", "300", "--Ks", "3", "6", "--repeats", "1"]
+    args = ["--suite", "--json", "--N", "300", "--Ks", "3", "6", "--repeats", "1", "--idle", "0"]
     assert bench.main(args) == 0
     out = json.loads(capsys.readouterr().out)
     summary = out["summary"]
@@ -263,7 +265,7 @@ def test_bench_suite_reports_every_figure_as_json(capsys):
 
 
 def test_bench_suite_prints_a_table_with_the_targets(capsys):
-    assert bench.main(["--suite", "--N", "200", "--Ks", "4", "--repeats", "1"]) == 0
+    assert bench.main(["--suite", "--N", "200", "--Ks", "4", "--repeats", "1", "--idle", "0"]) == 0
     out = capsys.readouterr().out
     assert "| matmul_as_published" in out and "| packed_lut" in out
     assert "One EM iteration of" in out and "Peak resident memory" in out

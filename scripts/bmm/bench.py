@@ -93,8 +93,16 @@ def peak_memory(v, X, pi, mu) -> int:
         tracemalloc.stop()
 
 
-def interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict:
-    """Seconds of each call over ``repeats`` rounds, every call once a round, shuffled."""
+def interleaved(
+    calls: dict[str, Callable[[], object]], repeats: int, warmup: int, idle: float = 0.0
+) -> dict:
+    """Seconds of each call over ``repeats`` rounds, every call once a round, shuffled.
+
+    Before each call (and its settling call) the machine idles ``idle`` seconds: after
+    a matrix product OpenBLAS's threads keep spinning on the cores for about 0.1 s, and a
+    numba kernel started in that time ran 60 % slower here (88 against 55 ms), a penalty
+    that belongs to the previous call, not to the one measured.
+    """
     first = {}
     for name, call in calls.items():
         for _ in range(warmup):
@@ -105,6 +113,7 @@ def interleaved(calls: dict[str, Callable[[], object]], repeats: int, warmup: in
     order = np.random.default_rng(0)
     for _ in range(repeats):
         for name in order.permutation(list(calls)):
+            time.sleep(idle)
             if warmup and first[name] < timing.WARMUP_LIMIT_S:
                 calls[name]()  # settle after the previous call
             t0 = time.perf_counter()
@@ -126,7 +135,7 @@ def run(args) -> list[dict]:
     inputs = {n: estep.VARIANTS[n].prepare(X) for n in names}
     with threads.limit_threads(args.threads):
         calls = {n: partial(estep.VARIANTS[n], inputs[n], pi, mu) for n in names}
-        times = interleaved(calls, args.repeats, args.warmup)
+        times = interleaved(calls, args.repeats, args.warmup, args.idle)
         used = threads.current()
         memory = {
             n: peak_memory(estep.VARIANTS[n], inputs[n], pi, mu) if args.memory else np.nan
@@ -197,7 +206,7 @@ def suite(args) -> dict:
             W = {dt: np.log(mu / (1 - mu)).T.astype(dt) for dt in bare}
             calls = {n: partial(estep.VARIANTS[n], inputs[n], pi, mu) for n in names}
             calls |= {f"X @ W ({dt})": partial(np.matmul, bare[dt], W[dt]) for dt in bare}
-            times = interleaved(calls, args.repeats, args.warmup)
+            times = interleaved(calls, args.repeats, args.warmup, args.idle)
             out["points"][K] = _summarise(times, N, K, D, out["gemm_peak_gflops"])
         K0, K1 = min(args.Ks), max(args.Ks)
         best0 = _fastest(out["points"][K0])
@@ -257,7 +266,10 @@ def _em_iteration(X, name: str, K: int, args) -> dict:
         em.m_step(X, resp, mu)
 
     times = interleaved(
-        {"estep": lambda: v(X, pi, mu), "iteration": iteration}, args.repeats, args.warmup
+        {"estep": lambda: v(X, pi, mu), "iteration": iteration},
+        args.repeats,
+        args.warmup,
+        args.idle,
     )
     e, it = statistics.median(times["estep"]), statistics.median(times["iteration"])
     return {"variant": name, "K": K, "estep_s": e, "iteration_s": it, "ratio": it / e}
@@ -272,7 +284,7 @@ def _article_point(args) -> dict:
     names = (ATTEMPT_1, *SUITE_VARIANTS)
     inputs = {n: estep.VARIANTS[n].prepare(X) for n in names}
     fast = {n: partial(estep.VARIANTS[n], inputs[n], pi, mu) for n in SUITE_VARIANTS}
-    times = interleaved(fast, max(args.repeats, 20), args.warmup)
+    times = interleaved(fast, max(args.repeats, 20), args.warmup, args.idle)
     best = min(fast, key=lambda n: statistics.median(times[n]))
     t0 = time.perf_counter()
     estep.VARIANTS[ATTEMPT_1](inputs[ATTEMPT_1], pi, mu)  # ~10 s: once is enough
@@ -386,6 +398,13 @@ def main(argv=None) -> int:
     p.add_argument("--Ks", type=int, nargs="+", default=[10, 50, 100], help="suite: the Ks")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
+    p.add_argument(
+        "--idle",
+        type=float,
+        default=timing.IDLE_S,
+        help=f"seconds to idle before each call, so the previous one's BLAS threads stop "
+        f"spinning (default {timing.IDLE_S})",
+    )
     p.add_argument("--variants", nargs="+", help="variants to run (default: all available)")
     p.add_argument("--skip", nargs="+", default=[], help="variants to leave out")
     p.add_argument("--baseline", default="loops_ndk", help="ratios against this variant")

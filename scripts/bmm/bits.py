@@ -160,17 +160,22 @@ def expand_histograms(H: np.ndarray, n_features: int) -> np.ndarray:
     return np.matmul(NIBBLES.T, H.reshape(-1, 16, K)).reshape(-1, K)[:n_features]
 
 
-def log_joint(X: BitMatrix, W: np.ndarray, c: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """``c + X @ W`` (N×K) in ``dtype``: one table row added per non-zero nibble of each row.
+def log_joint(
+    X: BitMatrix, W: np.ndarray, c: np.ndarray, dtype=np.float32
+) -> tuple[np.ndarray, np.ndarray]:
+    """``c + X @ W`` (N×K) in ``dtype``, shifted by each row's maximum, and those maxima:
+    one table row added per non-zero nibble of each row.
 
-    The sums start from 0 and ``c`` comes last, so they accumulate at the size of
-    ``X @ W`` (tens of nats), not at that of ``c`` (hundreds), and round 10× less in float32.
+    Returning the rows shifted saves the E-step's normalisation a pass to find and subtract
+    the maxima. The sums start from 0 and ``c`` comes last, so they accumulate at the size
+    of ``X @ W`` (tens of nats), not at that of ``c`` (hundreds), and round 10× less in
+    float32.
     """
-    out = np.zeros((len(X), W.shape[1]), dtype=dtype)
+    N, K = len(X), W.shape[1]
+    out, top = np.empty((N, K), dtype=dtype), np.empty(N, dtype=dtype)
     index = X.nibbles
-    _sum_table_rows(index.row_start, index.keys, nibble_tables(W, dtype), out)
-    out += c.astype(dtype)
-    return out
+    _sum_table_rows(index.row_start, index.keys, nibble_tables(W, dtype), c.astype(dtype), out, top)
+    return out, top
 
 
 def weighted_sums(X: BitMatrix, resp: np.ndarray) -> np.ndarray:
@@ -186,15 +191,19 @@ def weighted_sums(X: BitMatrix, resp: np.ndarray) -> np.ndarray:
 # vector instructions.
 
 
-def _sum_table_rows(row_start, keys, table, out):  # pragma: no cover (compiled)
-    """out[n] += table[key] for every key of row n."""
+def _sum_table_rows(row_start, keys, table, c, out, top):  # pragma: no cover (compiled)
+    """out[n] = c + the sum of table[key] over the keys of row n, minus its maximum top[n]."""
     N, K = out.shape
     for n in numba.prange(N):
         acc = out[n]
+        acc[:] = 0
         for p in range(row_start[n], row_start[n + 1]):
             row = table[keys[p]]
             for k in range(K):
                 acc[k] += row[k]
+        acc += c
+        top[n] = acc.max()
+        acc -= top[n]
 
 
 def _sum_rows_by_key(block_start, rows, resp, H, block_rows):  # pragma: no cover (compiled)

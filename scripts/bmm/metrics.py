@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from .em import degenerate_components
+from .em import bic, degenerate_components
 
 
 def purity(labels_true, labels_pred) -> float:
@@ -52,7 +52,7 @@ def evaluate(model, X_train, y_train, X_test, y_test) -> dict[str, float]:
             out[f"{split}_{name}"] = value
         out[f"{split}_loglik"] = float(loglik.mean())
         if split == "train":
-            out["bic"] = float(-2 * loglik.sum() + model.n_parameters() * np.log(len(X)))
+            out["bic"] = float(bic(loglik.sum(), model.n_parameters(), len(loglik)))
     out["n_parameters"] = model.n_parameters()
     out["n_empty"] = int((model.weights_ == 0).sum())
     out["n_degenerate"] = int(degenerate_components(model.weights_, len(X_train)).sum())

@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -45,6 +46,11 @@ COLUMNS = [
 
 #: Points predicted to take longer than this get no warm-up call.
 WARMUP_LIMIT_S = 1.0
+
+#: Seconds to idle before timing another variant: OpenBLAS's threads spin for about 0.1 s
+#: after a product (2**28 cycles, its default OPENBLAS_THREAD_TIMEOUT), slowing whatever
+#: runs next on the same cores.
+IDLE_S = 0.25
 
 
 def model_flops(N: int, K: int, D: int) -> float:
@@ -90,6 +96,7 @@ def time_variant_grid(
     seed: int = 0,
     log: Callable[[str], None] = print,
     clock: Callable[[], float] = time.perf_counter,
+    reference: Callable[[int, int], np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """Time one variant on the first N rows of X (0/1, N_max×D) for every N × K.
 
@@ -98,12 +105,15 @@ def time_variant_grid(
     ``variant_budget_s`` in all. Returns one row per repeat (status "ok"), or one row per
     point that was not timed (status "skipped" or "unavailable", with the reason). X is put
     in the variant's form (``Variant.prepare``: a float copy, or bits) once per N before
-    anything is timed.
+    anything is timed. ``reference(N, K)``: the float64 responsibilities each point's are
+    compared with (default: ``matmul_fused`` computed here; the timing job shares one
+    :func:`reference_responsibilities` between variants).
     """
     v = estep.get(variant)
     D = X.shape[1]
     inputs = _prepared(v, X, Ns)
-    X64 = X.astype(np.float64, copy=False)
+    time.sleep(IDLE_S)  # let the previous variant's BLAS threads go idle
+    reference = reference or reference_responsibilities(X, seed)
     rows = []
     measured: dict[tuple[int, int], float] = {}  # (N, K) -> median seconds
     spent = 0.0  # seconds of this variant's calls so far, warm-ups included
@@ -151,8 +161,7 @@ def time_variant_grid(
                 resp, _ = v(x, pi, mu)
                 times.append(clock() - t0)
             spent += clock() - t_start
-            ref, _ = estep.matmul_fused(X64[:N], pi, mu)
-            diff = float(np.abs(resp - ref).max())
+            diff = float(np.abs(resp - reference(N, K)).max())
             for r, t in enumerate(times):
                 row(N, K, "ok", r, t, predicted, diff)
             measured[N, K] = float(np.median(times))
@@ -161,6 +170,19 @@ def time_variant_grid(
                 f"over {n_rep} (predicted {predicted:.3g} s), max |Δγ| {diff:.1e}"
             )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def reference_responsibilities(X: np.ndarray, seed: int) -> Callable[[int, int], np.ndarray]:
+    """``reference(N, K)``: matmul_fused's responsibilities on X's first N rows with the
+    article's parameters for K, computed once per (N, K) and kept."""
+    X64 = X.astype(np.float64, copy=False)
+
+    @functools.cache
+    def reference(N: int, K: int) -> np.ndarray:
+        pi, mu = article_parameters(K, X.shape[1], seed)
+        return estep.matmul_fused(X64[:N], pi, mu)[0]
+
+    return reference
 
 
 def _prepared(v: estep.Variant, X: np.ndarray, Ns: Sequence[int]) -> dict:

@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 
@@ -98,10 +99,22 @@ def _legend_below(fig, axes, ncol: int = 4) -> None:
         )
 
 
-def _save(fig, path, legend_rows: int = 0) -> None:
-    fig.tight_layout(rect=(0, 0.045 * legend_rows, 1, 1))
+def _save(fig, path) -> None:
+    """Lay the panels out above the figure's legend (if any), exactly as tall as it is."""
+    bottom = 0.0
+    if fig.legends:
+        fig.canvas.draw()
+        bottom = fig.legends[0].get_window_extent().height / fig.bbox.height + 0.01
+    fig.tight_layout(rect=(0, bottom, 1, 1))
     fig.savefig(path, dpi=DPI)
     plt.close(fig)
+
+
+def _K_axis(ax, Ks) -> None:
+    """A log-scaled K axis ticked at the K values themselves (10, 20, 50, 100), not 10^x."""
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(Ks), [str(k) for k in sorted(Ks)])
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def focus_K(timings: pd.DataFrame) -> int:
@@ -175,7 +188,7 @@ def time_vs_N(t: Tables, path) -> None:
         f"E-step time against N (K = {K}, D = 784)",
     )
     _legend_below(fig, ax, ncol=3)
-    _save(fig, path, legend_rows=6)
+    _save(fig, path)
 
 
 def _speedup_lines(ax, s: pd.DataFrame, over: str, xcol: str) -> None:
@@ -213,7 +226,7 @@ def speedup(t: Tables, path) -> None:
         f"Speedup over {t.baseline} (K = {K}), where both were timed",
     )
     _legend_below(fig, ax, ncol=3)
-    _save(fig, path, legend_rows=5)
+    _save(fig, path)
 
 
 def speedup_vs_article(t: Tables, path) -> None:
@@ -239,7 +252,7 @@ def speedup_vs_article(t: Tables, path) -> None:
     )
     fig.suptitle("Speedup over the article's final three lines, as published", fontsize=11)
     _legend_below(fig, axes, ncol=4)
-    _save(fig, path, legend_rows=4)
+    _save(fig, path)
 
 
 def time_vs_K(t: Tables, path) -> None:
@@ -254,9 +267,10 @@ def time_vs_K(t: Tables, path) -> None:
             e = d[d["variant"] == v].sort_values("K")
             ax.plot(e["K"], e["median_s"], label=v, **_style(v))
         _log_axes(ax, "K (components, log scale)", "E-step time (s, log scale)", f"N = {N}")
+        _K_axis(ax, s["K"].unique())
     fig.suptitle("E-step time against K", fontsize=11)
     _legend_below(fig, axes, ncol=4)
-    _save(fig, path, legend_rows=4)
+    _save(fig, path)
 
 
 def efficiency(t: Tables, path) -> None:
@@ -277,7 +291,7 @@ def efficiency(t: Tables, path) -> None:
     peaks = ", ".join(f"{dt} {t.peaks[dt]:.0f}" for dt in sorted(t.peaks))
     fig.suptitle(f"Effective speed over the same run's GEMM peak ({peaks} GFLOP/s)", fontsize=11)
     _legend_below(fig, axes, ncol=4)
-    _save(fig, path, legend_rows=4)
+    _save(fig, path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -298,29 +312,34 @@ def clustering_vs_K(t: Tables, path) -> None:
     """Test purity, NMI, ARI and log-likelihood per image against K. Fits on every training
     image are solid lines; fits capped to fewer images (and iterations) are dashed and
     labelled with their training size, so a reader does not mistake a cap for a variant's
-    quality. The held-out log-likelihood puts fits of every size on one scale."""
+    quality. Variants whose fits gave the same numbers at every K (same data and iterations:
+    they agree, see the agreement figure) are one line, named together. The held-out
+    log-likelihood puts fits of every size on one scale; a value far below the others is
+    drawn at the bottom edge with its value, so it does not squash the rest."""
+    cols = {
+        "test_purity": "Test purity",
+        "test_nmi": "Test NMI",
+        "test_ari": "Test ARI",
+        "test_loglik": "Test log-likelihood per image (nats)",
+    }
     m = t.metrics.groupby(["variant", "K"], as_index=False).agg(
-        test_purity=("test_purity", "mean"),
-        test_nmi=("test_nmi", "mean"),
-        test_ari=("test_ari", "mean"),
-        test_loglik=("test_loglik", "mean"),
-        n_train=("n_train", "max"),
-        n_iter=("n_iter", "max"),
+        **{c: (c, "mean") for c in cols}, n_train=("n_train", "max"), n_iter=("n_iter", "max")
     )
-    full = full_data(m)
-    cols = [
-        ("test_purity", "test purity"),
-        ("test_nmi", "test NMI"),
-        ("test_ari", "test ARI"),
-        ("test_loglik", "test log-likelihood per image (nats)"),
-    ]
+    m["full"] = full_data(m)
+    groups: dict[tuple, list[str]] = {}
+    for v in _ordered(m["variant"]):
+        d = m[m["variant"] == v].sort_values("K")
+        key = (tuple(d["K"]), tuple(d["n_train"]), tuple(np.round(d[list(cols)], 6).values.ravel()))
+        groups.setdefault(key, []).append(v)
     fig, axes = plt.subplots(2, 2, figsize=(WIDTH, 8.0))
-    for ax, (col, name) in zip(axes.ravel(), cols, strict=True):
-        for v in _ordered(m["variant"]):
-            d = m[m["variant"] == v].sort_values("K")
-            st = _style(v)
-            is_full = bool(full[d.index].all())
-            label = v if is_full else fit_label(d.iloc[0]) + ", capped"
+    for ax, (col, title) in zip(axes.ravel(), cols.items(), strict=True):
+        for names in groups.values():
+            d = m[m["variant"] == names[0]].sort_values("K")
+            full = bool(d["full"].all())
+            label = ", ".join(names)
+            if not full:
+                label += f" ({d['n_train'].max()} images, ≤{d['n_iter'].max()} it.), capped"
+            st = _style(names[0])
             ax.plot(
                 d["K"],
                 d[col],
@@ -328,14 +347,39 @@ def clustering_vs_K(t: Tables, path) -> None:
                 color=st["color"],
                 marker=st["marker"],
                 markersize=4,
-                linestyle="-" if is_full else "--",
+                linestyle="-" if full else "--",
             )
-        ax.set_xscale("log")
-        ax.set(xlabel="K (components, log scale)", ylabel=name, title=name.capitalize())
+        _K_axis(ax, m["K"].unique())
+        ax.set(xlabel="K (components, log scale)", ylabel=title.split(" per ")[0], title=title)
         ax.grid(True, alpha=0.3)
-    fig.suptitle("Clustering quality on the 10000 test images against K", fontsize=11)
+    _clip_outliers(axes[1][1], m["test_loglik"], m.loc[m["n_train"] >= 1000, "test_loglik"])
+    fig.suptitle("Clustering quality on the test images against K", fontsize=11)
     _legend_below(fig, axes, ncol=2)
-    _save(fig, path, legend_rows=5)
+    _save(fig, path)
+
+
+def _clip_outliers(ax, values: pd.Series, typical: pd.Series) -> None:
+    """Limit the y axis to the typical values' range (with a margin); mark the values below
+    it at the bottom edge, with their value, instead of letting one squash the others."""
+    typical = typical if len(typical) else values
+    lo, hi = typical.min(), typical.max()
+    floor = lo - 0.5 * max(hi - lo, 1.0)
+    if values.min() >= floor:
+        return
+    ax.set_ylim(floor, hi + 0.1 * (hi - lo + 1.0))
+    for line in ax.get_lines():
+        x, y = line.get_xdata(), line.get_ydata()
+        for xi, yi in zip(x, y, strict=True):
+            if yi < floor:
+                ax.annotate(
+                    f"{yi:.0f} ↓",
+                    (xi, floor),
+                    xytext=(0, 4),
+                    textcoords="offset points",
+                    ha="center",
+                    fontsize=7,
+                    color=line.get_color(),
+                )
 
 
 def traces(t: Tables, path) -> None:
@@ -369,7 +413,7 @@ def traces(t: Tables, path) -> None:
         axes[row][0].set_ylabel("log-likelihood per image")
     fig.suptitle("EM convergence: training log-likelihood per image", fontsize=11)
     _legend_below(fig, axes, ncol=3)
-    _save(fig, path, legend_rows=5)
+    _save(fig, path)
 
 
 def agreement(t: Tables, path) -> None:

@@ -215,9 +215,10 @@ def render(
     numbers = headline_numbers(timings, timing_meta["gemm_peak_gflops"], metrics)
     not_timed = timings[timings["status"] != "ok"]
     skipped = (
-        not_timed.groupby(["variant", "status"]).size().rename("points").reset_index()
-        if len(not_timed)
-        else pd.DataFrame(columns=["variant", "status", "points"])
+        not_timed.groupby(["variant", "status"], sort=False)
+        .agg(points=("N", "size"), first=("reason", "first"))
+        .rename(columns={"first": "reason (first point)"})
+        .reset_index()
     )
     full = metrics[full_data(metrics)]
     best = (
@@ -270,7 +271,10 @@ def render(
         "from ours; then beyond: one fused product, float32, compiled loops, and the data "
         "kept as bits.</p>",
         f"<h2>At the article's point: N = {ARTICLE_N}, K = {K0}</h2>",
-        _table(head),
+        _table(head)
+        if len(head)
+        else f"<p class='note'>N = {ARTICLE_N} is not in this run's timing grid "
+        "(<code>timing.N</code>), so nothing was timed at the article's point.</p>",
         f"<p class='note'>All times measured side by side in one job on this machine "
         f"(median of the repeats). The article reported {ARTICLE_SECONDS[ARTICLE_FIRST]} s "
         f"for attempt 1 and {ARTICLE_SECONDS[ARTICLE_FINAL]} s for attempt 4 on its own "
