@@ -272,11 +272,26 @@ def merged(base: dict, overlay: dict) -> dict:
     return out
 
 
+def full_config(*files: Path) -> dict:
+    """The config a run with ``--configfile FILES`` sees: config/config.yaml with each file
+    layered on, validated as the Snakefile does (defaults filled in, "all" spelled out)."""
+    import yaml
+
+    import bmm.config
+
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    for path in files:
+        config = merged(config, yaml.safe_load(Path(path).read_text()))
+    schema = bmm.config.load_schema(REPO / "workflow/schemas/config.schema.yaml")
+    return bmm.config.validate(config, schema)
+
+
 class Run:
     """A finished pipeline run: its working directory and how to call Snakemake there.
 
     It ran on the small test config, then ``overlays`` (config files), then ``mirror_yaml``
-    (where MNIST came from); ``config`` is the small config with the overlays layered on.
+    (where MNIST came from). ``settings``: the small config with the overlays layered on, as
+    the files write it; ``config``: the whole config the run saw (:func:`full_config`).
     """
 
     def __init__(
@@ -292,9 +307,10 @@ class Run:
         self.workdir, self.mirror_yaml, self.source_dir = workdir, mirror_yaml, source_dir
         self.kind, self.overlays = kind, tuple(overlays)
         self.sha256 = yaml.safe_load(mirror_yaml.read_text())["mnist"]["sha256"]
-        self.config = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
+        self.settings = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
         for path in self.overlays:
-            self.config = merged(self.config, yaml.safe_load(Path(path).read_text()))
+            self.settings = merged(self.settings, yaml.safe_load(Path(path).read_text()))
+        self.config = full_config(REPO / "tests/config/config.yaml", *self.overlays, mirror_yaml)
 
     def configfiles(self, *extra: Path) -> list[str]:
         files = [REPO / "tests/config/config.yaml", *self.overlays, self.mirror_yaml, *extra]

@@ -519,3 +519,25 @@ def test_no_reseeding_is_proposed_with_fewer_than_two_images_a_component():
     assert not move.any()
     _, _, move = em._reseed(np.vstack([X, X]), pi, mu, rng.normal(size=22), np.zeros(6, bool))
     assert move.tolist() == [False, False, True, True, True, True]  # N = 22 > 2K: moves
+
+
+def test_property_tests_draw_the_same_examples_on_every_run():
+    """tests/conftest.py loads the derandomised "ci" Hypothesis profile (unless
+    HYPOTHESIS_PROFILE says otherwise), so a property test that fails in CI fails the same
+    way anywhere: the same test draws the same examples twice."""
+    import os
+
+    if os.environ.get("HYPOTHESIS_PROFILE", "ci") != "ci":
+        pytest.skip(f"HYPOTHESIS_PROFILE={os.environ['HYPOTHESIS_PROFILE']}")
+    drawn: list[int] = []
+
+    @settings(max_examples=30)
+    @given(st.integers())
+    def draw(x):
+        drawn.append(x)
+
+    draw()
+    first = drawn[:]
+    drawn.clear()
+    draw()
+    assert drawn == first and len(set(first)) > 5

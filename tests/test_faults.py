@@ -44,6 +44,7 @@ SLOW = {
         "tol": 0.0,
     },
     "timing": {"variants": ["loops_ndk_as_published", "matmul_fused"]},
+    "report": {"variant": "matmul_fused"},
 }
 TEMPORARY = re.compile(r"(\.tmp|\.part|^tmp)")  # ours (.name.tmp-PID), pooch's (tmpXXXX)
 

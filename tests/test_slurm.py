@@ -105,6 +105,7 @@ def test_pipeline_runs_through_slurm(tmp_path: Path, synthetic_mnist, request) -
         {
             "mnist": {"mirrors": [str(synthetic_mnist.dir)], "sha256": synthetic_mnist.sha256},
             "fit": {"variants": FIT_VARIANTS},
+            "report": {"variant": "matmul_fused"},  # one of them
         },
     )
     profile = work / "workflow" / "profiles" / "slurm-ci"
