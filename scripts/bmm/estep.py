@@ -45,6 +45,11 @@ import numpy as np
 from . import bits
 from .bits import BitMatrix
 
+try:
+    import numba
+except ImportError:  # an optional extra: pip install "bmm[numba]"
+    numba = None
+
 #: μ is clipped to [EPS, 1 − EPS] before taking logs: a pixel never seen "on" in a cluster
 #: costs log(EPS) ≈ −23 nats instead of −∞.
 EPS = 1e-10
@@ -117,16 +122,54 @@ def _logs(pi, mu):
 def _normalise(log_p, top=None):
     """Responsibilities (in log_p's dtype, in place) and float64 log-likelihood from the joint
     log p(x_n, k), stable: shifted by the row maximum before exp. ``top``: the row maxima,
-    when log_p comes already shifted by them."""
+    when log_p comes already shifted by them.
+
+    numpy's exp is vectorised (SIMD) but runs on one core, and its reductions along a short
+    row are slow, so with numba the row maxima, sums and divisions run in parallel kernels
+    (:func:`_shift_rows`, :func:`_rescale_rows`): 7.5 → 3.5 ms at N = 60000, K = 100.
+    """
     if top is None:
-        m = log_p.max(axis=1, keepdims=True)
-        log_p -= m
-    else:
-        m = top[:, None]
+        top = _shift_rows(log_p)
     np.exp(log_p, out=log_p)
-    s = log_p.sum(axis=1, keepdims=True)
-    log_p /= s
-    return log_p, (m + np.log(s))[:, 0].astype(np.float64)
+    return log_p, _rescale_rows(log_p, top)
+
+
+def _shift_rows(log_p):
+    """Subtract each row's maximum from it (in place); return the maxima."""
+    top = log_p.max(axis=1)
+    log_p -= top[:, None]
+    return top
+
+
+def _rescale_rows(p, top):
+    """Divide each row of p = exp(log p − top) by its sum (in place); return log p(x), float64."""
+    s = p.sum(axis=1)
+    p /= s[:, None]
+    return (top + np.log(s)).astype(np.float64)
+
+
+def _shift_rows_compiled(log_p):  # pragma: no cover (compiled)
+    top = np.empty(log_p.shape[0], dtype=log_p.dtype)
+    for n in numba.prange(log_p.shape[0]):
+        top[n] = log_p[n].max()
+        log_p[n] -= top[n]
+    return top
+
+
+def _rescale_rows_compiled(p, top):  # pragma: no cover (compiled)
+    loglik = np.empty(p.shape[0])
+    for n in numba.prange(p.shape[0]):
+        s = p[n].sum()
+        p[n] /= s
+        loglik[n] = top[n] + np.log(np.float64(s))
+    return loglik
+
+
+if numba is not None:
+    _shift_rows = numba.njit(parallel=True, fastmath={"reassoc"}, cache=True)(_shift_rows_compiled)
+    _rescale_rows = numba.njit(parallel=True, fastmath={"reassoc"}, cache=True)(
+        _rescale_rows_compiled
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -252,11 +295,6 @@ def matmul_fused_f32(X, pi, mu):
 
 # Attempt 1's loops again, compiled to machine code by numba: are loops slow, or Python?
 
-try:
-    import numba
-except ImportError:  # an optional extra: pip install "bmm[numba]"
-    numba = None
-
 
 def _numba_log_joint(X, log_pi, log_mu, log_1mu):  # pragma: no cover (compiled)
     # attempt 1's three loops as written: each pixel picks log μ or log(1 − μ) by a branch
@@ -290,8 +328,9 @@ def _numba_log_joint_simd(X, W, c):  # pragma: no cover (compiled)
 NO_NUMBA = None if numba else "numba is not installed (pip install 'bmm[numba]')"
 if numba is not None:
     _numba_log_joint = numba.njit(parallel=True, cache=True)(_numba_log_joint)
-    # fastmath lets the compiler reorder the sum over D, which vectorising it needs
-    _numba_log_joint_simd = numba.njit(parallel=True, fastmath=True, cache=True)(
+    # reassociation lets the compiler reorder the sum over D, which vectorising it needs (not
+    # the rest of fastmath: c is −∞ for an empty cluster)
+    _numba_log_joint_simd = numba.njit(parallel=True, fastmath={"reassoc"}, cache=True)(
         _numba_log_joint_simd
     )
 
