@@ -44,6 +44,12 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 MIRROR_MODES = ("ok", "404", "500", "corrupt", "truncate", "hang", "nolength")
 
 
+def sample_bmm(rng: np.random.Generator, N: int, pi, mu) -> tuple[np.ndarray, np.ndarray]:
+    """N binary images (bool) from the mixture (π, μ), and the component of each."""
+    z = rng.choice(len(pi), size=N, p=pi)
+    return rng.random((N, mu.shape[1])) < mu[z], z
+
+
 def make_idx(path: Path, array: np.ndarray, magic: int | None = None, gz: bool = True) -> Path:
     """Write ``array`` (uint8) as an IDX file; ``magic`` overrides the computed magic number."""
     array = np.ascontiguousarray(array, dtype=np.uint8)

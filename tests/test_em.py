@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import sample_bmm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
@@ -21,12 +22,6 @@ STABLE = [name for name, v in VARIANTS.items() if v.stable]
 TRACE_COLUMNS = ["iteration", "loglik", "objective", "estep_s", "mstep_s", "reseeded"]
 # Many fits here run to max_iter on purpose (tol=0); the warning is tested on its own below.
 pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
-
-
-def sample_bmm(rng, N, pi, mu):
-    """N binary images from the mixture (π, μ), and the component of each."""
-    z = rng.choice(len(pi), size=N, p=pi)
-    return rng.random((N, mu.shape[1])) < mu[z], z
 
 
 @pytest.fixture(scope="module")

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import sample_bmm
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
@@ -29,11 +30,6 @@ from bmm.estep import EPS, VARIANTS
 
 #: Checks that cannot pass, with the reason. None: every check passes.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
-
-
-def sample_bmm(rng, N, pi, mu):
-    z = rng.choice(len(pi), size=N, p=pi)
-    return rng.random((N, mu.shape[1])) < mu[z], z
 
 
 @pytest.fixture(scope="module")
@@ -226,12 +222,12 @@ def test_from_parameters_refuses_what_is_not_a_mixture(weights, means, kwargs, m
         BernoulliMixture.from_parameters(weights, means, **kwargs)
 
 
-def test_model_from_params_round_trips_a_params_table(tmp_path, planted):
-    X, y, _ = planted
+def fit_settings(**overrides):
+    """A pipeline fit's settings (fit_job.FIT_KEYS): K = 4 on all images, as given."""
     settings = {
-        "variant": "matmul_fused_f32",
+        "variant": "matmul_fused",
         "K": 4,
-        "seed": 2,
+        "seed": 0,
         "n_train": None,
         "max_iter": 50,
         "tol": 1e-3,
@@ -239,8 +235,14 @@ def test_model_from_params_round_trips_a_params_table(tmp_path, planted):
         "n_init": 1,
         "mu_prior": 1.0,
         "pi_prior": 1.0,
-        "reseed_degenerate": True,
+        "reseed_degenerate": False,
     }
+    return settings | overrides
+
+
+def test_model_from_params_round_trips_a_params_table(tmp_path, planted):
+    X, y, _ = planted
+    settings = fit_settings(variant="matmul_fused_f32", seed=2, reseed_degenerate=True)
     model = fit_job.fit(X, y % 10, settings)
     params_table.write_params(tmp_path / "params.parquet", model, {"config": settings})
     rebuilt, meta = params_table.model_from_params(tmp_path / "params.parquet")
@@ -307,19 +309,7 @@ def test_verbose_interval_and_levels(planted, capsys):
 
 def test_pipeline_fit_logs_progress_and_warnings(planted):
     X, y, _ = planted
-    settings = {
-        "variant": "matmul_fused",
-        "K": 4,
-        "seed": 0,
-        "n_train": None,
-        "max_iter": 3,
-        "tol": 0.0,
-        "init": "random",
-        "n_init": 1,
-        "mu_prior": 1.0,
-        "pi_prior": 1.0,
-        "reseed_degenerate": False,
-    }
+    settings = fit_settings(max_iter=3, tol=0.0)
     lines = []
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the warning goes to the log, not to the caller
