@@ -139,13 +139,19 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
 
 
+def _count(n: Any, noun: str) -> str:
+    """ "1 BLAS thread", "2 BLAS threads", "? BLAS threads" when n is unknown."""
+    return f"{n} {noun}" if n == 1 else f"{'?' if n is None else n} {noun}s"
+
+
 def summary_html(numbers: dict[str, Any], machine: dict[str, Any], threads: dict) -> str:
     """One paragraph: what this run measured, in words, every number from ``numbers``."""
     cpu = html.escape(str(machine.get("cpu", "an unknown CPU")))
-    blas = threads.get("blas_threads")
+    blas = _count(threads.get("blas_threads"), "BLAS thread")
+    jit = _count(threads.get("numba_threads"), "numba thread")
     parts = [
         f"Measured in this run on {cpu} ({machine.get('cores', '?')} cores; the timing job "
-        f"used {blas} BLAS thread(s) and {threads.get('numba_threads')} numba thread(s))."
+        f"used {blas} and {jit})."
     ]
     a = numbers["article_point"]
     article = ARTICLE_SECONDS[ARTICLE_FIRST] / ARTICLE_SECONDS[ARTICLE_FINAL]
@@ -250,7 +256,7 @@ def render(
         "BLAS": machine.get("blas"),
         "versions": timing_meta.get("versions"),
         "git commit": timing_meta.get("git"),
-        "MNIST SHA-256": timing_meta.get("sources"),
+        "SHA-256 of the MNIST files timed": timing_meta.get("sources"),
     }
 
     def figs(category):
