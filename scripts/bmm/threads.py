@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 
+import joblib
 from threadpoolctl import threadpool_info, threadpool_limits
 
 
@@ -48,8 +49,7 @@ def _numba():
 
 
 def cpu_count() -> int:
-    """Cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    """Cores this process may use: joblib's count, the smallest of the machine's cores, this
+    process's affinity mask (a Slurm allocation sets it) and a cgroup CPU quota (a container
+    started with ``--cpus``), which ``os.cpu_count`` and the affinity mask alone miss."""
+    return joblib.cpu_count()
