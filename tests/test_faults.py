@@ -162,8 +162,12 @@ def test_a_run_killed_while_a_fit_iterates_completes_on_rerun(
     before = files_under(run.workdir, "results", "resources")
 
     asked = rerun_as_snakemake_asks(run)
-    if sig == signal.SIGINT:  # Snakemake cleaned up after itself
-        assert asked == []
+    if sig == signal.SIGINT:
+        # Snakemake released its lock on the way out. It may still ask for
+        # --rerun-incomplete: a job whose script had just finished when the signal came is
+        # reported failed, its outputs kept but marked incomplete (seen once in CI, a fast fit
+        # that logged "done" 0.4 s before the signal), and the rerun makes them again.
+        assert "--unlock" not in asked
 
     after = files_under(run.workdir, "results", "resources")
     rerun = {f for f in finished if after[f] != before[f]}
