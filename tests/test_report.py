@@ -2,7 +2,8 @@
 
 - The pipeline's report (results/report/report.html of the session's small runs, see
   conftest.py) opened in headless Chromium 1280 px wide: every image loads, the console has
-  no errors, nothing overflows the page horizontally, and a full-page screenshot is saved in
+  no errors, nothing overflows the page horizontally, no table scrolls sideways in its box,
+  and a full-page screenshot is saved in
   the test's tmp_path (its path is printed). Small pages that break one rule each show that
   every check can fail.
 - ``snakemake --report report.zip`` run by a virtual environment installed exactly as the
@@ -117,6 +118,10 @@ return {
     .filter((e) => e.getBoundingClientRect().right > root.clientWidth + 0.5)
     .slice(0, 5)
     .map((e) => `<${e.tagName.toLowerCase()}> ${Math.round(e.getBoundingClientRect().width)} px`),
+  scrolledTables: Array.from(document.querySelectorAll("table"))
+    .filter((t) => t.parentElement.scrollWidth > t.parentElement.clientWidth + 0.5)
+    .map((t) => `${Math.round(t.scrollWidth)} px in ${t.parentElement.clientWidth} px, ` +
+      `columns ${Array.from(t.querySelectorAll("th"), (h) => h.textContent).join(" | ")}`),
 };
 """
 
@@ -131,6 +136,7 @@ class Page:
     client_width: int  # the viewport less its vertical scrollbar
     scroll_width: int  # the width of everything on the page
     too_wide: list[str]
+    scrolled_tables: list[str]  # tables wider than their box, which then scrolls sideways
     screenshot: Path
 
     def problems(self) -> list[str]:
@@ -145,6 +151,8 @@ class Page:
                 f"the page overflows horizontally: {self.scroll_width} px of content in a "
                 f"{self.client_width} px wide viewport; too wide: {', '.join(self.too_wide)}"
             )
+        # the page does not overflow, but a reader would have to scroll a table to see it
+        found += [f"a table scrolls sideways: {table}" for table in self.scrolled_tables]
         return found
 
 
@@ -168,6 +176,7 @@ def open_page(driver, path: Path, screenshot: Path) -> Page:
         client_width=state["clientWidth"],
         scroll_width=state["scrollWidth"],
         too_wide=state["tooWide"],
+        scrolled_tables=state["scrolledTables"],
         screenshot=screenshot,
     )
 
@@ -209,6 +218,11 @@ BROKEN_PAGES = {
     "console-error": ("<script>console.error('boom')</script>", "console error"),
     "script-exception": ("<script>undefined.x</script>", "console error"),
     "wide-element": ('<div style="width: 2000px">wide</div>', "the page overflows horizontally"),
+    "wide-table": (
+        '<div style="overflow-x: auto"><table><tr><th style="min-width: 2000px">x</th></tr>'
+        "</table></div>",
+        "a table scrolls sideways",
+    ),
 }
 
 

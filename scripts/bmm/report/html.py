@@ -50,7 +50,11 @@ def _table(df: pd.DataFrame, floatfmt: str = "{:.4g}") -> str:
             return "" if np.isnan(x) else floatfmt.format(x)
         return html.escape(str(x))
 
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    def header(c):  # one word may wrap after an underscore (n_<wbr>degenerate): more columns fit
+        text = html.escape(str(c))
+        return text if " " in text else text.replace("_", "_<wbr>")
+
+    head = "".join(f"<th>{header(c)}</th>" for c in df.columns)
     body = "".join(
         "<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in row) + "</tr>"
         for row in df.itertuples(index=False)
