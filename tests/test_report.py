@@ -3,9 +3,8 @@
 - The pipeline's report (results/report/report.html of the session's small runs, see
   conftest.py) opened in headless Chromium 1280 px wide: every image loads, the console has
   no errors, nothing overflows the page horizontally, no table scrolls sideways in its box,
-  and a full-page screenshot is saved in
-  the test's tmp_path (its path is printed). Small pages that break one rule each show that
-  every check can fail.
+  and a full-page screenshot is saved in the test's tmp_path (its path is printed). Small
+  pages that break one rule each show that every check can fail.
 - ``snakemake --report report.zip`` run by a virtual environment installed exactly as the
   README's main command installs it (no test extras): the archive holds every figure
   workflow/rules/report.smk flags with ``report()``, each with its caption, and it opens in
