@@ -13,6 +13,7 @@ puts that line first in the job's log.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -84,29 +85,31 @@ def _unwritable_message(path: Path, e: OSError) -> str:
     )
 
 
-def read_table(path: str | os.PathLike, **kwargs: Any) -> pa.Table:
-    """``pyarrow.parquet.read_table(path, **kwargs)``; :class:`CorruptFileError` (naming the
-    file and the fix) when it cannot be read. A missing file raises FileNotFoundError."""
+@contextlib.contextmanager
+def _reading(path: str | os.PathLike):
+    """Around a pyarrow read of ``path``: a missing file raises FileNotFoundError, an unreadable
+    one :class:`CorruptFileError` naming the file and the fix."""
     if not os.path.exists(path):
         raise FileNotFoundError(2, "no such file", os.fspath(path))
     try:
-        return pq.read_table(path, **kwargs)
+        yield
     except (PermissionError, FileNotFoundError):
         raise
     except (pa.ArrowException, OSError) as e:
         raise CorruptFileError(corrupt_message(path, e)) from e
+
+
+def read_table(path: str | os.PathLike, **kwargs: Any) -> pa.Table:
+    """``pyarrow.parquet.read_table(path, **kwargs)``; :class:`CorruptFileError` (naming the
+    file and the fix) when it cannot be read. A missing file raises FileNotFoundError."""
+    with _reading(path):
+        return pq.read_table(path, **kwargs)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The provenance document stored in a Parquet file by :func:`write_parquet`."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(2, "no such file", os.fspath(path))
-    try:
+    with _reading(path):
         raw = (pq.read_schema(path).metadata or {}).get(META_KEY)
-    except (PermissionError, FileNotFoundError):
-        raise
-    except (pa.ArrowException, OSError) as e:
-        raise CorruptFileError(corrupt_message(path, e)) from e
     if raw is None:
         raise ValueError(f"{path}: no '{META_KEY.decode()}' metadata; was it written by bmm?")
     return json.loads(raw)
