@@ -78,9 +78,18 @@ def initialize(X, n_components, method, rng):
         nxt = int(rng.choice(N, p=d2 / total)) if total > 0 else int(rng.integers(N))
         centers.append(nxt)
         d2 = np.minimum(d2, Xb.hamming(nxt).astype(np.float64) ** 2)
-    mean = Xb.column_sums() / N
-    mu = 0.5 * Xb[np.array(centers)].unpack(np.float64) + 0.5 * mean
-    return pi, np.clip(mu, 0.05, 0.95)
+    return pi, _means_from_images(Xb, np.array(centers))
+
+
+def _means_from_images(X, rows):
+    """Component means made from the images ``X[rows]``: each shrunk halfway to the data's
+    mean image and kept in [0.05, 0.95], so no μ starts at 0 or 1 (k-means++ starts and
+    re-seeding both use it). X dense or a BitMatrix (whose counts are exact)."""
+    if isinstance(X, BitMatrix):
+        x_mean, images = X.column_sums() / len(X), X[rows].unpack(np.float64)
+    else:
+        x_mean, images = X.mean(axis=0, dtype=np.float64), np.asarray(X[rows], np.float64)
+    return np.clip(0.5 * images + 0.5 * x_mean, 0.05, 0.95)
 
 
 def weighted_sums(X, resp):
@@ -145,12 +154,8 @@ def _reseed(X, pi, mu, loglik, blocked):
     if m == 0:
         return pi, mu, move
     worst = np.argsort(loglik, kind="stable")[:m]
-    if isinstance(X, BitMatrix):  # the same numbers from the bits: counts are exact
-        x_mean, images = X.column_sums() / N, X[worst].unpack(np.float64)
-    else:
-        x_mean, images = X.mean(axis=0, dtype=np.float64), np.asarray(X[worst], np.float64)
     mu, pi = mu.copy(), pi.copy()
-    mu[move] = np.clip(0.5 * images + 0.5 * x_mean, 0.05, 0.95)
+    mu[move] = _means_from_images(X, worst)
     rest = pi[~move].sum()
     if rest > 0:
         pi[~move] *= (1.0 - m / K) / rest
