@@ -359,13 +359,14 @@ def numba_simd(X, pi, mu):
 # of 3136 in float32), the product X @ W is a sum of lookup-table rows, one per non-zero
 # nibble (4 pixels) of each image; bmm.bits explains how. The E-step then reads 30× less
 # memory than matmul_fused_f32 and adds 45 table rows an image instead of multiplying 784.
+# ``dtype`` is the precision of the tables and of γ: float32 as a variant, float64 in scoring.
 
 
 @_register("packed_lut", dtype=np.float32, attempt="beyond", packed=True, unavailable=NO_NUMBA)
-def packed_lut(X, pi, mu):
+def packed_lut(X, pi, mu, dtype=np.float32):
     log_pi, log_mu, log_1mu = _logs(pi, mu)
-    log_p, top = bits.log_joint(X, (log_mu - log_1mu).T, log_1mu.sum(axis=1) + log_pi)
-    return _normalise(log_p, top, compiled=True)
+    W, c = (log_mu - log_1mu).T, log_1mu.sum(axis=1) + log_pi
+    return _normalise(*bits.log_joint(X, W, c, dtype), compiled=True)
 
 
 # ---------------------------------------------------------------------------------------
@@ -381,9 +382,7 @@ def scoring(X, pi, mu):
     N×D float64 copy of X that ``matmul_fused`` would need (376 MB for MNIST's training set).
     """
     if isinstance(X, BitMatrix) and not VARIANTS["packed_lut"].unavailable:
-        log_pi, log_mu, log_1mu = _logs(pi, mu)
-        W, c = (log_mu - log_1mu).T, log_1mu.sum(axis=1) + log_pi
-        return _normalise(*bits.log_joint(X, W, c, dtype=np.float64), compiled=True)
+        return packed_lut(X, pi, mu, dtype=np.float64)
     return matmul_fused(VARIANTS["matmul_fused"].prepare(X), pi, mu)
 
 
