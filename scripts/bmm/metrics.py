@@ -12,6 +12,7 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
 from .em import bic, degenerate_components
+from .estep import scoring
 
 
 def purity(labels_true, labels_pred) -> float:
@@ -47,8 +48,10 @@ def evaluate(model, X_train, y_train, X_test, y_test) -> dict[str, float]:
     """
     out = {}
     for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
-        loglik = model.score_samples(X)
-        for name, value in clustering_scores(y, model.predict(X)).items():
+        # one stable E-step gives both what model.predict and model.score_samples would each
+        # compute again
+        resp, loglik = scoring(X, model.weights_, model.means_)
+        for name, value in clustering_scores(y, resp.argmax(axis=1)).items():
             out[f"{split}_{name}"] = value
         out[f"{split}_loglik"] = float(loglik.mean())
         if split == "train":
