@@ -31,7 +31,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 from numbers import Integral, Real
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -179,6 +179,16 @@ class EMResult:
 TRACE_COLUMNS = ["iteration", "loglik", "objective", "estep_s", "mstep_s", "reseeded"]
 
 
+class _Step(NamedTuple):
+    """One E-step of :func:`fit_em`: its outputs, the objective per image and its seconds."""
+
+    resp: np.ndarray
+    loglik: np.ndarray
+    ll: float  # mean log-likelihood per image
+    objective: float
+    seconds: float
+
+
 def fit_em(
     X,
     pi,
@@ -220,7 +230,7 @@ def fit_em(
         resp, loglik = e_step(X, pi, mu)
         seconds = time.perf_counter() - t0
         ll = float(loglik.mean())
-        return resp, loglik, ll, ll + log_prior(pi, mu, mu_prior, pi_prior) / N, seconds
+        return _Step(resp, loglik, ll, ll + log_prior(pi, mu, mu_prior, pi_prior) / N, seconds)
 
     def record(it, ll, obj, e_seconds, m_seconds, moved, previous):
         rows.append((it, ll, obj, e_seconds, m_seconds, moved))
@@ -240,7 +250,7 @@ def fit_em(
             pi2, mu2, move = _reseed(X, pi, mu, loglik, blocked)
             if move.any():
                 step = e(pi2, mu2)
-                if step[3] >= obj:  # keep the move: the objective did not drop
+                if step.objective >= obj:  # keep the move: the objective did not drop
                     pi, mu, moved = pi2, mu2, int(move.sum())
                 else:
                     step, blocked = None, blocked | move
@@ -248,7 +258,7 @@ def fit_em(
             m_seconds = time.perf_counter() - t0
             step = e(pi, mu)
         else:
-            m_seconds = time.perf_counter() - t0 - step[4]
+            m_seconds = time.perf_counter() - t0 - step.seconds
         resp, loglik, ll, new_obj, e_seconds = step
         record(it, ll, new_obj, e_seconds, m_seconds, moved, obj)
         change, obj = new_obj - obj, new_obj
@@ -327,7 +337,8 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
     on; None for a model rebuilt by :meth:`from_parameters` without it).
 
     Scoring (``predict_proba``, ``predict``, ``score_samples``, ``score``, ``bic``, ``aic``)
-    always uses the stable ``matmul_fused`` E-step, whatever variant fitted the model.
+    always uses the stable float64 E-step :func:`bmm.estep.scoring` (``matmul_fused``, or the
+    same sums from the bits for a BitMatrix), whatever variant fitted the model.
     """
 
     _parameter_constraints: ClassVar[dict] = {
