@@ -203,11 +203,11 @@ def test_m_step_is_the_weighted_mean_clipped():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(60000, 10), (997, 100), (3, 20), (0, 4)])
 def test_component_totals_are_numpys_float64_column_sums_bit_for_bit(dtype, shape):
-    """The M-step's N_k come from a compiled loop (numpy's float32 → float64 column sums are
-    4-5× slower): it must add the rows as numpy does, so that fits are the same, to the bit,
-    with or without numba. K > N and N = 0 included."""
+    """The packed M-step's N_k come from a compiled loop (numpy's float32 → float64 column
+    sums are 4-5× slower): it must add the rows as numpy does, so that fits are the same, to
+    the bit, with or without numba, packed or dense. K > N and N = 0 included."""
     resp = np.random.default_rng(7).dirichlet(np.ones(shape[1]), size=shape[0]).astype(dtype)
-    totals = component_totals(resp)
+    totals = component_totals(resp, compiled=True)
     assert totals.dtype == np.float64
     np.testing.assert_array_equal(totals, resp.sum(axis=0, dtype=np.float64))
 
