@@ -10,8 +10,9 @@ row, a dense product's does not. So the choice is measured, not guessed, and the
 - Small problems (N·K·D below :data:`SMALL`, where every candidate takes well under a
   millisecond an iteration) take the first available candidate: no timing at all.
 - Otherwise one EM pass of each candidate is timed on the first block of rows
-  (:data:`bmm.rows.BLOCK_ROWS`) at the data's K (median of 3 after a warm-up), from a start
-  like a fit's (means made from images). The fastest wins, unless the first candidate in
+  (:data:`bmm.rows.BLOCK_ROWS`) at the data's K (the fastest of 5 after a warm-up: a busy
+  machine slows some calls, never speeds one up), from a start like a fit's (means made from
+  images). The fastest wins, unless the first candidate in
   :data:`CANDIDATES` order is within :data:`MARGIN` of it, so that timing noise between two
   near-equal variants does not flip the choice.
 - The result is cached per machine (CPU, cores, package versions) and per *bucket* of the
@@ -27,7 +28,6 @@ import contextlib
 import fcntl
 import json
 import os
-import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ SMALL = 1 << 22
 #: A preferred candidate within this fraction of the fastest is chosen instead.
 MARGIN = 0.10
 
-_REPEATS = 3
+_REPEATS = 5
 
 
 def cache_path() -> Path:
@@ -89,7 +89,7 @@ def pick(seconds: dict[str, float], order: list[str]) -> str:
 
 
 def trial(sample, n_components: int, names: list[str], clock=time.perf_counter) -> dict:
-    """Seconds of one EM pass of each variant on ``sample`` (median of a few)."""
+    """Seconds of one EM pass of each variant on ``sample`` (the fastest of a few)."""
     rng = np.random.default_rng(0)
     rows = rows_of(sample)
     picks = rng.choice(len(rows), size=n_components, replace=len(rows) < n_components)
@@ -105,7 +105,7 @@ def trial(sample, n_components: int, names: list[str], clock=time.perf_counter) 
             t0 = clock()
             engine.summarize(data, variant, pi, mu)
             times.append(clock() - t0)
-        out[name] = statistics.median(times)
+        out[name] = min(times)
     return out
 
 
