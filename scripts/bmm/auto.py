@@ -12,7 +12,10 @@ row, a dense product's does not. So the choice is measured, not guessed, and the
 - Otherwise one EM pass of each candidate is timed on the first block of rows
   (:data:`bmm.rows.BLOCK_ROWS`) at the data's K (the fastest of 5 after a warm-up: a busy
   machine slows some calls, never speeds one up), from a start like a fit's (means made from
-  images). The fastest wins, unless the first candidate in
+  images), on one thread. Every candidate runs its E-step on all the threads it is given
+  and the engine its products on one BLAS thread, so more threads only widen a compiled
+  variant's lead; and a parallel region on a busy machine waits for its slowest thread,
+  which would let the trial measure the machine's load rather than the variants. The fastest wins, unless the first candidate in
   :data:`CANDIDATES` order is within :data:`MARGIN` of it, so that timing noise between two
   near-equal variants does not flip the choice.
 - The result is cached per machine (CPU, cores, package versions) and per *bucket* of the
@@ -34,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from . import engine, estep, provenance
+from . import engine, estep, provenance, threads
 from .rows import BLOCK_ROWS, rows_of
 
 #: The variants ``auto`` chooses among, in order of preference on a near tie.
@@ -96,17 +99,21 @@ def trial(sample, n_components: int, names: list[str], clock=time.perf_counter) 
     mu = engine.means_from_images(rows[picks], rows.column_sums() / len(rows))
     pi = np.full(n_components, 1.0 / n_components)
     out = {}
-    for name in names:
-        variant = estep.VARIANTS[name]
-        data = variant.rows(sample)
-        engine.summarize(data, variant, pi, mu)  # warm-up (and numba's first compilation)
-        times = []
-        for _ in range(_REPEATS):
-            t0 = clock()
-            engine.summarize(data, variant, pi, mu)
-            times.append(clock() - t0)
-        out[name] = min(times)
+    with threads.limit_threads(1):
+        for name in names:
+            out[name] = _time_pass(estep.VARIANTS[name], sample, pi, mu, clock)
     return out
+
+
+def _time_pass(variant, sample, pi, mu, clock) -> float:
+    data = variant.rows(sample)
+    engine.summarize(data, variant, pi, mu)  # warm-up (and numba's first compilation)
+    times = []
+    for _ in range(_REPEATS):
+        t0 = clock()
+        engine.summarize(data, variant, pi, mu)
+        times.append(clock() - t0)
+    return min(times)
 
 
 def _machine_key() -> str:

@@ -123,19 +123,26 @@ class BitMatrix:
         for start in range(0, len(self), size):
             yield self[start : start + size]
 
-    def summarize(self, variant, pi: np.ndarray, mu: np.ndarray) -> Stats:
+    def summarize(self, variant, pi, mu, weights: np.ndarray | None = None) -> Stats:
         """One pass of EM for the bit-packed E-step (``variant`` is ``packed_lut``): its
         E-step fused with the M-step's sums, a block of rows at a time (:func:`statistics`)."""
         if not variant.packed:
             raise ValueError(f"a BitMatrix is summarised by packed_lut, not {variant.name}")
         from .estep import log_odds
 
-        loglik, Nk, H = statistics(self, *log_odds(pi, mu))
+        loglik, Nk, H = statistics(self, *log_odds(pi, mu), weights=weights)
         expand = functools.partial(weighted_from_histograms, n=self.n_features)
-        return stats_of(loglik, Nk, H, expand)
+        return stats_of(loglik, Nk, H, weights, expand)
 
-    def column_sums(self) -> np.ndarray:
-        """Ones in each column (int64), unpacking blocks of rows: no N×D array is built."""
+    def column_sums(self, weights: np.ndarray | None = None) -> np.ndarray:
+        """Ones in each column (int64), or Σ_n w_n x_n (float64), unpacking blocks of rows:
+        no N×D array is built."""
+        if weights is not None:
+            out = np.zeros(self.n_features)
+            for start in range(0, len(self), BLOCK_ROWS):
+                block = self[start : start + BLOCK_ROWS].unpack(np.float64)
+                out += weights[start : start + BLOCK_ROWS] @ block
+            return out
         out = np.zeros(self.n_features, dtype=np.int64)
         for block in self.blocks():
             out += block.unpack().sum(axis=0, dtype=np.int64)
@@ -223,12 +230,13 @@ def weighted_sums(X: BitMatrix, resp: np.ndarray) -> np.ndarray:
     return expand_histograms(H.T, X.n_features).T
 
 
-def statistics(X: BitMatrix, W: np.ndarray, c: np.ndarray, block_rows: int = BLOCK_ROWS):
+def statistics(X: BitMatrix, W, c, block_rows: int = BLOCK_ROWS, weights=None):
     """One EM pass over X at the log-odds W (D×K) and constants c: the E-step, fused with the
     sums the M-step needs, in float32 responsibilities and float64 sums.
 
-    Returns ``(loglik, Nk, H)``: log p(x) of every row (float64), N_k = Σ_n γ_nk and the
-    nibble histograms H (keys × K, float64; :func:`expand_histograms` gives Σ_n γ_nk x_n).
+    Returns ``(loglik, Nk, H)``: log p(x) of every row (float64), N_k = Σ_n w_n γ_nk and the
+    nibble histograms H (keys × K, float64; :func:`expand_histograms` gives Σ_n w_n γ_nk x_n),
+    with the rows' ``weights`` w_n (float64, or None: all 1).
     Each block of ``block_rows`` rows is summed from zero, and the blocks' sums are added in
     order, so X's blocks passed one at a time (and their results added in order) give the
     same sums, bit for bit.
@@ -242,10 +250,11 @@ def statistics(X: BitMatrix, W: np.ndarray, c: np.ndarray, block_rows: int = BLO
         np.empty((-(-rows // CHUNK_ROWS), K), np.int64),
         np.empty(K + 1, np.int64),  # γ's non-zero entries by component: where each starts,
         np.empty(rows * K, np.int32),  # their rows
-        np.empty(rows * K, np.float32),  # and values
+        np.empty(rows * K, np.float64),  # and values, times the rows' weights
     )
     table, c32 = nibble_tables(W, np.float32), c.astype(np.float32)
-    _fused_pass(index.row_start, index.keys, table, c32, block_rows, loglik, Nk, H, *scratch)
+    w = np.ones(0) if weights is None else np.asarray(weights, np.float64)
+    _fused_pass(index.row_start, index.keys, table, c32, block_rows, w, loglik, Nk, H, *scratch)
     return loglik, Nk, H.T
 
 
@@ -369,7 +378,7 @@ def _add_to_histograms(row_start, keys, first, comp_start, comp_rows, comp_vals,
         # one accumulator each addition would wait for the previous row's store to the same key
         acc = np.zeros((4, n_keys))
         for e in range(comp_start[k], comp_start[k + 1]):
-            n, g = first + comp_rows[e], np.float64(comp_vals[e])
+            n, g = first + comp_rows[e], comp_vals[e]
             a = acc[e & 3]
             for p in range(row_start[n], row_start[n + 1]):
                 a[keys[p]] += g
@@ -378,10 +387,11 @@ def _add_to_histograms(row_start, keys, first, comp_start, comp_rows, comp_vals,
             h[key] += (acc[0, key] + acc[1, key]) + (acc[2, key] + acc[3, key])
 
 
-def _by_component(resp, chunk_rows, counts, comp_start, comp_rows, comp_vals):
+def _by_component(resp, w, first, chunk_rows, counts, comp_start, comp_rows, comp_vals):
     """The non-zero entries of resp (rows × K) listed by component, rows in order: component
-    k's are comp_vals[comp_start[k] : comp_start[k + 1]], from rows comp_rows[...]. Chunks of
-    chunk_rows rows are listed in parallel; counts (chunks × K) is scratch."""
+    k's are comp_vals[comp_start[k] : comp_start[k + 1]] (float64; times w[first + i] for row
+    i when w is not empty), from rows comp_rows[...]. Chunks of chunk_rows rows are listed in
+    parallel; counts (chunks × K) is scratch."""
     rows, K = resp.shape
     n_chunks = -(-rows // chunk_rows)
     for c in numba.prange(n_chunks):  # pragma: no cover (compiled)
@@ -399,12 +409,14 @@ def _by_component(resp, chunk_rows, counts, comp_start, comp_rows, comp_vals):
             counts[c, k] = total
             total += here
     comp_start[K] = total
+    weighted = w.shape[0] > 0
     for c in numba.prange(n_chunks):  # pragma: no cover (compiled)
         for i in range(c * chunk_rows, min(rows, (c + 1) * chunk_rows)):
             for k in range(K):
                 if resp[i, k] != 0:
+                    value = np.float64(resp[i, k])
                     comp_rows[counts[c, k]] = i
-                    comp_vals[counts[c, k]] = resp[i, k]
+                    comp_vals[counts[c, k]] = value * w[first + i] if weighted else value
                     counts[c, k] += 1
 
 
@@ -413,13 +425,13 @@ def _add_rows_by_key(row_start, keys, resp, H):  # pragma: no cover (compiled)
     N, K = resp.shape
     counts = np.empty((-(-N // CHUNK_ROWS), K), np.int64)
     comp_start = np.empty(K + 1, np.int64)
-    comp_rows, comp_vals = np.empty(N * K, np.int32), np.empty(N * K, resp.dtype)
-    _by_component(resp, CHUNK_ROWS, counts, comp_start, comp_rows, comp_vals)
+    comp_rows, comp_vals = np.empty(N * K, np.int32), np.empty(N * K)
+    _by_component(resp, np.ones(0), 0, CHUNK_ROWS, counts, comp_start, comp_rows, comp_vals)
     _add_to_histograms(row_start, keys, 0, comp_start, comp_rows, comp_vals, H)
 
 
 def _fused_pass(
-    row_start, keys, table, c, block_rows, loglik, Nk, H, gamma, counts, comp_start, rows, vals
+    row_start, keys, table, c, block_rows, w, loglik, Nk, H, gamma, counts, comp_start, rows, vals
 ):  # pragma: no cover (compiled)
     """One EM pass (see :func:`statistics`): per block, E-step rows in parallel, then the
     block's sums from zero, components in parallel, added to the totals."""
@@ -431,7 +443,7 @@ def _fused_pass(
             _table_sum(gamma[i], keys, row_start[n], row_start[n + 1], table)
             loglik[n] = _normalise32(gamma[i], c)
         block = gamma[:n_rows]
-        _by_component(block, CHUNK_ROWS, counts, comp_start, rows, vals)
+        _by_component(block, w, first, CHUNK_ROWS, counts, comp_start, rows, vals)
         for k in numba.prange(K):
             total = 0.0
             for e in range(comp_start[k], comp_start[k + 1]):

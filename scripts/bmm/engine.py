@@ -55,18 +55,20 @@ DEGENERATE_MIN_IMAGES = 2.0
 # The steps
 
 
-def summarize(X: Rows, variant: _estep.Variant, pi: np.ndarray, mu: np.ndarray) -> Stats:
-    """One pass over X (in ``variant``'s form) at (π, μ): the E-step and the M-step's sums."""
-    return X.summarize(variant, pi, mu)
+def summarize(X: Rows, variant: _estep.Variant, pi, mu, weights=None) -> Stats:
+    """One pass over X (in ``variant``'s form) at (π, μ): the E-step and the M-step's sums,
+    each row counted ``weights[n]`` times (None: once)."""
+    return X.summarize(variant, pi, mu, weights)
 
 
-def initialize(X: Rows, n_components: int, method: str, rng: np.random.Generator):
+def initialize(X: Rows, n_components: int, method: str, rng: np.random.Generator, weights=None):
     """Starting (π, μ).
 
     ``random``: μ ~ U(0.25, 0.75), π uniform, as the article. ``k-means++``: k-means++ seeding
-    on Hamming distance picks K images far apart; each mean is the image shrunk halfway to
-    the data's mean pixel intensities, so no μ starts at 0 or 1. Both give the same start
-    from the same ``rng`` whatever form X is in.
+    on Hamming distance picks K images far apart (each image drawn with probability
+    proportional to its weight times its squared distance); each mean is the image shrunk
+    halfway to the data's (weighted) mean image, so no μ starts at 0 or 1. Both give the same
+    start from the same ``rng`` whatever form X is in.
     """
     N, D = X.shape
     K = n_components
@@ -75,15 +77,19 @@ def initialize(X: Rows, n_components: int, method: str, rng: np.random.Generator
         return pi, rng.uniform(0.25, 0.75, size=(K, D))
     if method != "k-means++":
         raise ValueError(f"init_params must be one of {INIT_METHODS}, got {method!r}")
-    centers = [int(rng.integers(N))]
+    w = np.ones(N) if weights is None else weights
+    first = rng.integers(N) if weights is None else rng.choice(N, p=w / w.sum())
+    centers = [int(first)]
     # squared distance to the nearest chosen center (Hamming distance: popcount of the XOR)
     d2 = X.hamming(centers[0]).astype(np.float64) ** 2
     for _ in range(1, K):
-        total = d2.sum()
-        nxt = int(rng.choice(N, p=d2 / total)) if total > 0 else int(rng.integers(N))
+        p = d2 if weights is None else w * d2
+        total = p.sum()
+        nxt = int(rng.choice(N, p=p / total)) if total > 0 else int(rng.integers(N))
         centers.append(nxt)
         d2 = np.minimum(d2, X.hamming(nxt).astype(np.float64) ** 2)
-    return pi, means_from_images(X[np.array(centers)], X.column_sums() / N)
+    total = N if weights is None else w.sum()
+    return pi, means_from_images(X[np.array(centers)], X.column_sums(weights) / total)
 
 
 def means_from_images(images: Rows, x_mean: np.ndarray) -> np.ndarray:
@@ -132,7 +138,7 @@ def degenerate_components(weights, n_samples, min_images=DEGENERATE_MIN_IMAGES):
     return n_samples * np.asarray(weights, dtype=np.float64) < min_images
 
 
-def reseed(X: Rows, pi, mu, worst_rows, blocked, x_mean):
+def reseed(X: Rows, pi, mu, worst_rows, blocked, x_mean, n_images=None):
     """A proposal: each degenerate component (not ``blocked``) moves to a worst-explained image.
 
     As k-means implementations relocate an empty cluster to a far point: the m degenerate
@@ -140,11 +146,11 @@ def reseed(X: Rows, pi, mu, worst_rows, blocked, x_mean):
     pass (``worst_rows``, lowest first), each as its mean shrunk halfway to the data's mean
     image (as the k-means++ start, so no μ starts at 0 or 1), with weight 1/K; the other
     weights shrink to sum to 1 − m/K. Returns the proposed (π, μ) and the mask of the
-    components it moves (none: no proposal). With fewer than 2 images a component (N < 2K)
-    some component is degenerate whatever EM does, so no move is proposed: it would only cost
-    a pass each iteration.
+    components it moves (none: no proposal). With fewer than 2 images a component (N < 2K;
+    N: ``n_images``, the total sample weight, or the rows) some component is degenerate
+    whatever EM does, so no move is proposed: it would only cost a pass each iteration.
     """
-    N, K = len(X), len(pi)
+    N, K = len(X) if n_images is None else n_images, len(pi)
     if N < 2 * K:
         return pi, mu, np.zeros(K, dtype=bool)
     move = degenerate_components(pi, N) & ~blocked
@@ -192,10 +198,13 @@ def fit_em(
     pi_prior=1.0,
     reseed_degenerate=False,
     callback=None,
+    weights=None,
 ):
     """Run EM from (π, μ) until the objective per image changes by less than ``tol``.
 
-    X is in ``variant``'s form (``variant.prepare``). Returns the final parameters and a trace
+    X is in ``variant``'s form (``variant.rows``); ``weights`` (float64, one a row, or None)
+    count each row that many times: integer weights fit as repeated rows do, zero weights as
+    if the rows were not there. Returns the final parameters and a trace
     with one row per pass: row 0 is the start, row i follows the i-th M-step. Each row holds
     the mean log-likelihood per image, the objective (log-likelihood plus log-prior, per
     image), the seconds of the pass that computed them (the E-step fused with the M-step's
@@ -213,14 +222,15 @@ def fit_em(
     ``callback(row)``, if given, is called after every row with that row as a dict plus
     ``change`` (the objective's change since the previous row; NaN at row 0).
     """
-    N, K = len(X), len(pi)
+    K = len(pi)
+    N = len(X) if weights is None else float(weights.sum())  # the images the sums count
     rows = []
     blocked = np.zeros(K, dtype=bool)  # components whose move was refused
     x_mean = None
 
     def one_pass(pi, mu):
         t0 = time.perf_counter()
-        stats = summarize(X, variant, pi, mu)
+        stats = summarize(X, variant, pi, mu, weights)
         seconds = time.perf_counter() - t0
         ll = stats.loglik / N
         return stats, ll, ll + log_prior(pi, mu, mu_prior, pi_prior) / N, seconds
@@ -239,8 +249,8 @@ def fit_em(
         step, moved = None, 0
         if reseed_degenerate:
             if x_mean is None:
-                x_mean = X.column_sums() / N
-            pi2, mu2, move = reseed(X, pi, mu, stats.worst_rows, blocked, x_mean)
+                x_mean = X.column_sums(weights) / N
+            pi2, mu2, move = reseed(X, pi, mu, stats.worst_rows, blocked, x_mean, N)
             if move.any():
                 step = one_pass(pi2, mu2)
                 if step[2] >= obj:  # keep the move: the objective did not drop

@@ -12,11 +12,12 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import engine
 from . import estep as _estep
 from .bits import BitMatrix
+from .rows import Stats, check_weights
 
 #: ``estep="auto"``: the fastest stable variant for the data and K (:func:`bmm.auto.choose`).
 AUTO = "auto"
@@ -70,6 +71,12 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         to the ``log`` callable given to :meth:`fit`, else to stdout.
     verbose_interval : int, default=10
         Iterations between two progress lines at ``verbose=2`` (≥ 1).
+    learning_decay : float, default=0.6
+        κ in (0.5, 1]: :meth:`partial_fit`'s step size for batch t is ρ_t = (t + t₀)^(−κ).
+        The default and ``learning_offset``'s came out best of κ ∈ {0.51, 0.6, 0.7, 0.85, 1}
+        × t₀ ∈ {0, 2, 10} on MNIST in batches of 1000 (docs/scaling.md).
+    learning_offset : float, default=2.0
+        t₀ ≥ 0 in that step size: a larger one gives the early batches less weight.
 
     Attributes
     ----------
@@ -97,7 +104,9 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         Names of the features seen during fit, when X has string column names.
     n_samples_fit_ : int or None
         Number of samples fitted on (None for a model rebuilt by :meth:`from_parameters`
-        without it).
+        without it); after :meth:`partial_fit`, the samples of all its batches.
+    n_batches_seen_ : int
+        Batches given to :meth:`partial_fit` since the last :meth:`fit` (0 after a fit).
 
     See Also
     --------
@@ -139,6 +148,8 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         "random_state": ["random_state", np.random.Generator],
         "verbose": ["verbose"],
         "verbose_interval": [Interval(Integral, 1, None, closed="left")],
+        "learning_decay": [Interval(Real, 0.5, 1.0, closed="right")],
+        "learning_offset": [Interval(Real, 0.0, None, closed="left")],
     }
 
     def __init__(
@@ -157,6 +168,8 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         random_state=None,
         verbose=0,
         verbose_interval=10,
+        learning_decay=0.6,
+        learning_offset=2.0,
     ):
         self.n_components = n_components
         self.estep = estep
@@ -171,6 +184,8 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # -- input -------------------------------------------------------------------------
 
@@ -207,8 +222,16 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
 
     # -- fitting -----------------------------------------------------------------------
 
+    def _weights(self, X, sample_weight):
+        """Sample weights as float64, checked (None when none were given)."""
+        if sample_weight is None:
+            return None
+        if not isinstance(X, BitMatrix):
+            sample_weight = _check_sample_weight(sample_weight, X, dtype=np.float64)
+        return check_weights(sample_weight, len(X))
+
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y=None, *, log=None):
+    def fit(self, X, y=None, sample_weight=None, *, log=None):
         """Fit by EM, ``n_init`` times from different starts; keep the best objective.
 
         Parameters
@@ -217,6 +240,9 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
             Binary data (or data that ``binarize`` makes binary).
         y : None
             Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            How many times each sample counts (≥ 0): integer weights fit as repeated
+            samples do, a zero weight as if the sample were not there. None: once each.
         log : callable, default=None
             Where ``verbose`` messages go, a line at a time (default: printed to stdout, as
             scikit-learn's estimators do).
@@ -227,6 +253,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
             The fitted estimator.
         """
         X = self._validate_X(X, reset=True)
+        weights = self._weights(X, sample_weight)
         n_samples = len(X)
         if self.n_components > n_samples:
             raise ValueError(
@@ -244,7 +271,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         for i in range(self.n_init):
             if self.verbose:
                 say(f"Initialization {i}")
-            pi, mu = engine.initialize(rows, self.n_components, self.init_params, rng)
+            pi, mu = engine.initialize(rows, self.n_components, self.init_params, rng, weights)
             t0 = time.perf_counter()
             result = engine.fit_em(
                 rows,
@@ -257,6 +284,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
                 pi_prior=self.pi_prior,
                 reseed_degenerate=self.reseed_degenerate,
                 callback=self._progress(say) if self.verbose >= 2 else None,
+                weights=weights,
             )
             result.init_index = i
             if self.verbose:
@@ -274,6 +302,8 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         self.lower_bound_, self.trace_ = best.lower_bound, best.trace
         self.best_init_ = best.init_index
         self.n_samples_fit_ = n_samples
+        self.n_batches_seen_ = 0
+        self._online = None
         if not self.converged_ and self.max_iter > 0:
             obj = best.trace["objective"].to_numpy()
             warnings.warn(
@@ -283,6 +313,74 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,  # the caller's fit(), past scikit-learn's _fit_context
             )
+        return self
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one batch of samples: stepwise (online) EM.
+
+        After Cappé & Moulines (2009): EM's sums (:class:`bmm.rows.Stats`) per sample are kept
+        as a running average, s ← (1 − ρ_t) s + ρ_t s(batch t), with the step size
+        ρ_t = (t + ``learning_offset``)^(−``learning_decay``) for batch t (0 for the first,
+        whose sums start the average), and the parameters are the
+        M-step's from that average after every batch (with the priors of a batch fit of all
+        the samples seen). The first call (or the first after :meth:`fit`) starts the average
+        from its batch: from the fitted parameters if the model is fitted, else from a start
+        drawn on the batch (``init_params``). Memory does not grow with the batches.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features), or bmm.bits.BitMatrix
+            One batch of binary data.
+        y : None
+            Ignored; present for API consistency.
+        sample_weight : array-like of shape (n_samples,), default=None
+            How many times each sample of the batch counts, as in :meth:`fit`.
+
+        Returns
+        -------
+        self : BernoulliMixture
+            The updated estimator.
+        """
+        first = getattr(self, "_online", None) is None
+        fitted = hasattr(self, "means_")
+        X = self._validate_X(X, reset=not fitted)
+        weights = self._weights(X, sample_weight)
+        if first and not fitted:
+            if self.n_components > len(X):
+                raise ValueError(
+                    f"n_components={self.n_components} is larger than the first batch "
+                    f"({len(X)} samples); give partial_fit a larger first batch"
+                )
+            self.estep_ = self._variant_name(X)
+            rng = np.random.default_rng(self.random_state)
+            start_rows = _estep.VARIANTS[self.estep_].rows(X)
+            pi, mu = engine.initialize(
+                start_rows, self.n_components, self.init_params, rng, weights
+            )
+        else:
+            pi, mu = self.weights_, self.means_
+            if not hasattr(self, "estep_"):  # a model rebuilt by from_parameters
+                self.estep_ = self._variant_name(X)
+        variant = _estep.VARIANTS[self.estep_]
+        if variant.unavailable:
+            raise ValueError(
+                f"E-step variant {self.estep_!r} is unavailable: {variant.unavailable}"
+            )
+        stats = engine.summarize(variant.rows(X), variant, pi, mu, weights)
+        Nk, sums = stats.Nk / stats.weight, stats.weighted_sums() / stats.weight
+        if first:
+            t, seen = 1, stats.weight
+        else:
+            t, seen = self._online["t"] + 1, self._online["seen"] + stats.weight
+            rho = (t - 1 + self.learning_offset) ** -self.learning_decay
+            Nk = (1 - rho) * self._online["Nk"] + rho * Nk
+            sums = (1 - rho) * self._online["sums"] + rho * sums
+        self._online = {"t": t, "seen": seen, "Nk": Nk, "sums": sums}
+        average = Stats(len(X), seen, 0.0, Nk * seen, sums * seen, np.zeros(0), np.zeros(0, int))
+        self.weights_, self.means_ = engine.m_step(average, mu, self.mu_prior, self.pi_prior)
+        self.n_batches_seen_ = t
+        self.n_samples_fit_ = (0 if first else self.n_samples_fit_ or 0) + len(X)
         return self
 
     def _variant_name(self, X) -> str:

@@ -7,7 +7,7 @@ never asks which form it holds:
 - ``X[rows]``: a selection of rows (a slice or an index array), in the same form;
 - ``X.dense(dtype)``: the selected rows as an (N, D) array of 0/1 (for a few rows: a start, a
   re-seeded mean);
-- ``X.column_sums()``: ones per column (int64), exact;
+- ``X.column_sums(weights)``: ones per column (int64, exact), or Σ_n w_n x_n (float64);
 - ``X.hamming(row)``: the Hamming distance of every row to one row (int64);
 - ``X.blocks()``: consecutive blocks of :data:`BLOCK_ROWS` rows, the unit of EM's sums.
 
@@ -50,28 +50,31 @@ class Rows(Protocol):
 
     def dense(self, dtype=np.float64) -> np.ndarray: ...
 
-    def column_sums(self) -> np.ndarray: ...
+    def column_sums(self, weights: np.ndarray | None = None) -> np.ndarray: ...
 
     def hamming(self, row: int) -> np.ndarray: ...
 
     def blocks(self, size: int = BLOCK_ROWS) -> Iterator[Rows]: ...
 
-    def summarize(self, variant, pi: np.ndarray, mu: np.ndarray) -> Stats: ...
+    def summarize(self, variant, pi, mu, weights: np.ndarray | None = None) -> Stats: ...
 
 
 @dataclass
 class Stats:
-    """Sums over a set of rows at one (π, μ): all that EM's M-step and stopping rule need.
+    """Sums over a set of rows at one (π, μ): all that EM's M-step and stopping rule need,
+    each row counted with its weight w_n (1 without sample weights).
 
-    ``sums`` are Σ_n γ_nk x_n in the form the data's pass produces them (``expand(sums)``
+    ``sums`` are Σ_n w_n γ_nk x_n in the form the data's pass produces them (``expand(sums)``
     gives the K×D array; None: they are it already). ``worst_loglik`` and ``worst_rows``: the
-    rows with the lowest log p(x), at most K of them, lowest first (ties: the lower row), for
-    re-seeding. Stats of consecutive sets of rows add up, ``first + second``.
+    rows of positive weight with the lowest log p(x), at most K of them, lowest first (ties:
+    the lower row), for re-seeding. Stats of consecutive sets of rows add up,
+    ``first + second``.
     """
 
-    n: int
-    loglik: float  # Σ_n log p(x_n)
-    Nk: np.ndarray  # (K,) Σ_n γ_nk
+    n: int  # rows
+    weight: float  # Σ_n w_n: the number of images the sums count
+    loglik: float  # Σ_n w_n log p(x_n)
+    Nk: np.ndarray  # (K,) Σ_n w_n γ_nk
     sums: np.ndarray
     worst_loglik: np.ndarray
     worst_rows: np.ndarray
@@ -83,6 +86,7 @@ class Stats:
         keep = lowest(values, rows, len(self.Nk))
         return Stats(
             self.n + other.n,
+            self.weight + other.weight,
             self.loglik + other.loglik,
             self.Nk + other.Nk,
             self.sums + other.sums,
@@ -108,14 +112,38 @@ def lowest(values: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     return candidates[order[:k]]
 
 
-def stats_of(loglik: np.ndarray, Nk: np.ndarray, sums: np.ndarray, expand=None) -> Stats:
-    """The :class:`Stats` of rows whose log p(x) are ``loglik``, a block at a time: the total
-    log-likelihood is the blocks' sums added in order, as blocks passed one by one add up."""
-    total = 0.0
+def stats_of(loglik, Nk, sums, weights=None, expand=None) -> Stats:
+    """The :class:`Stats` of rows whose log p(x) are ``loglik`` (weights: ``weights``, or 1),
+    with their sums Nk and ``sums``. The totals of the weights and of the log-likelihoods
+    are the sums of blocks of :data:`BLOCK_ROWS` rows added in order, as blocks passed one by
+    one add up."""
+    total, weight = 0.0, 0.0
     for start in range(0, len(loglik), BLOCK_ROWS):
-        total += float(loglik[start : start + BLOCK_ROWS].sum())
-    keep = lowest(loglik, np.arange(len(loglik)), len(Nk))
-    return Stats(len(loglik), total, Nk, sums, loglik[keep], keep.astype(np.int64), expand)
+        part = loglik[start : start + BLOCK_ROWS]
+        if weights is None:
+            total += float(part.sum())
+            weight += float(len(part))
+        else:
+            w = weights[start : start + BLOCK_ROWS]
+            total += float((w * part).sum())
+            weight += float(w.sum())
+    rows = np.arange(len(loglik)) if weights is None else np.flatnonzero(weights > 0)
+    keep = rows[lowest(loglik[rows], rows, len(Nk))]
+    return Stats(len(loglik), weight, total, Nk, sums, loglik[keep], keep.astype(np.int64), expand)
+
+
+def check_weights(weights, n: int) -> np.ndarray | None:
+    """Sample weights as float64 (n,), each finite and ≥ 0, not all 0; None stays None."""
+    if weights is None:
+        return None
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have one weight a sample, {n}, got shape {w.shape}")
+    if not np.isfinite(w).all() or (w < 0).any():
+        raise ValueError("sample_weight must be finite and ≥ 0")
+    if not (w > 0).any():
+        raise ValueError("sample_weight must not be all 0: no sample would count")
+    return w
 
 
 class DenseRows:
@@ -127,6 +155,7 @@ class DenseRows:
             raise ValueError(f"expected a 2-D array, got shape {X.shape}")
         self.X = X
         self.n_features = X.shape[1]
+        self._bits = None  # X packed as bits, for Hamming distances (built on first use)
 
     def __len__(self) -> int:
         return self.X.shape[0]
@@ -150,28 +179,37 @@ class DenseRows:
     def dense(self, dtype=np.float64) -> np.ndarray:
         return self.X.astype(dtype, copy=False)
 
-    def column_sums(self) -> np.ndarray:
-        return self.X.sum(axis=0, dtype=np.int64)
+    def column_sums(self, weights: np.ndarray | None = None) -> np.ndarray:
+        if weights is None:
+            return self.X.sum(axis=0, dtype=np.int64)
+        return weights @ self.X.astype(np.float64, copy=False)
 
     def hamming(self, row: int) -> np.ndarray:
-        return (self.X != self.X[row]).sum(axis=1, dtype=np.int64)
+        """Hamming distances, from the rows packed as bits once (a popcount of the XOR)."""
+        if self._bits is None:
+            from .bits import BitMatrix
+
+            self._bits = BitMatrix.pack(self.X)
+        return self._bits.hamming(row)
 
     def blocks(self, size: int = BLOCK_ROWS) -> Iterator[DenseRows]:
         for start in range(0, len(self), size):
             yield self[start : start + size]
 
-    def summarize(self, variant, pi: np.ndarray, mu: np.ndarray) -> Stats:
+    def summarize(self, variant, pi, mu, weights: np.ndarray | None = None) -> Stats:
         """One pass of EM: ``variant``'s E-step on each block, the block's sums (float64)
-        from its responsibilities, and the blocks' sums added in order. The products run on
-        one BLAS thread: with more, OpenBLAS adds some products in another order, and the fit
-        would depend on the number of threads."""
+        from its responsibilities (each row's times its weight), and the blocks' sums added
+        in order. The products run on one BLAS thread: with more, OpenBLAS adds some products
+        in another order, and the fit would depend on the number of threads."""
         total = None
         with threadpool_limits(1, user_api="blas"):
-            for block in self.blocks():
-                resp, loglik = variant(block.X, pi, mu)
+            for start in range(0, len(self), BLOCK_ROWS):
+                X = self.X[start : start + BLOCK_ROWS]
+                w = None if weights is None else weights[start : start + BLOCK_ROWS]
+                resp, loglik = variant(X, pi, mu)
+                resp = resp if w is None else resp * w[:, None]
                 Nk = resp.sum(axis=0, dtype=np.float64)
-                sums = resp.T.astype(np.float64) @ block.X
-                here = stats_of(loglik, Nk, sums)
+                here = stats_of(loglik, Nk, resp.T.astype(np.float64) @ X, w)
                 total = here if total is None else total + here
         return total
 
