@@ -15,9 +15,10 @@ row, a dense product's does not. So the choice is measured, not guessed, and the
   images), on one thread. Every candidate runs its E-step on all the threads it is given
   and the engine its products on one BLAS thread, so more threads only widen a compiled
   variant's lead; and a parallel region on a busy machine waits for its slowest thread,
-  which would let the trial measure the machine's load rather than the variants. The fastest wins, unless the first candidate in
-  :data:`CANDIDATES` order is within :data:`MARGIN` of it, so that timing noise between two
-  near-equal variants does not flip the choice.
+  which would let the trial measure the machine's load rather than the variants. The
+  fastest wins, unless the first candidate in :data:`CANDIDATES` order is within
+  :data:`MARGIN` of it, so that timing noise between two near-equal variants does not flip
+  the choice.
 - The result is cached per machine (CPU, cores, package versions) and per *bucket* of the
   problem (K, D and the share of ones rounded to 0.05) in a JSON file
   (``$BMM_CACHE_DIR``, else ``$XDG_CACHE_HOME/bmm``, else ``~/.cache/bmm``). The same data
