@@ -93,8 +93,8 @@ def test_a_write_killed_midway_leaves_no_table_and_the_rerun_removes_its_debris(
         import pandas as pd
         from bmm import io
 
-        def write_half_then_die(table, where):
-            real(table, where)
+        def write_half_then_die(table, where, **options):
+            real(table, where, **options)
             data = open(where, "rb").read()
             open(where, "wb").write(data[: len(data) // 2])
             os.kill(os.getpid(), signal.SIGKILL)

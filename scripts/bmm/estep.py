@@ -78,7 +78,11 @@ class Variant:
         return self.func(X, pi, mu)
 
     def rows(self, X) -> Rows:
-        """Binary X (as for :meth:`prepare`) as the rows EM's engine reads, in this form."""
+        """Binary X (as for :meth:`prepare`) as the rows EM's engine reads, in this form. Rows
+        streamed from elsewhere (bmm.sources) stay as they are: each block is put in this form
+        as it is read."""
+        if getattr(X, "streamed", False):
+            return X
         X = self.prepare(X)
         return X if isinstance(X, BitMatrix) else DenseRows(X)
 

@@ -3,6 +3,7 @@ scikit-learn's mixture API."""
 
 from __future__ import annotations
 
+import os
 import time
 import warnings
 from numbers import Integral, Real
@@ -14,7 +15,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import engine
+from . import engine, sources
 from . import estep as _estep
 from .bits import BitMatrix
 from .rows import Stats, check_weights
@@ -195,10 +196,18 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         scikit-learn's ``validate_data`` checks the shape, finiteness and dtype and records
         (``reset=True``, in fit) or compares (scoring) ``n_features_in_`` and feature names;
         then X is binarised (``binarize`` a number) or must already be binary. A
-        :class:`bmm.bits.BitMatrix` is binary by construction and stays packed: only its number
-        of features is checked.
+        :class:`bmm.bits.BitMatrix` is binary by construction and stays packed, as do rows
+        that are not in memory (a binarised Parquet file or directory, by its path; a dask
+        array, binarised lazily; :mod:`bmm.sources`): only their number of features is
+        checked.
         """
-        if isinstance(X, BitMatrix):
+        if isinstance(X, str | os.PathLike):
+            X = sources.ParquetRows(X)
+        elif _is_dask_array(X):
+            if self.binarize is not None:
+                X = X > self.binarize
+            X = sources.DaskRows(X)
+        if isinstance(X, BitMatrix | sources.ParquetRows | sources.DaskRows):
             if reset:
                 self.n_features_in_ = X.n_features
                 self.__dict__.pop("feature_names_in_", None)
@@ -236,8 +245,12 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features), or bmm.bits.BitMatrix
-            Binary data (or data that ``binarize`` makes binary).
+        X : array-like of shape (n_samples, n_features), bmm.bits.BitMatrix, path or dask array
+            Binary data (or data that ``binarize`` makes binary). Data that do not fit in
+            memory: the path of a binarised Parquet file (or of a directory of them), read a
+            row group at a time on every iteration; or a ``dask.array`` chunked along its rows,
+            each chunk summed on the workers of the current ``dask.distributed`` client
+            (``pip install 'bmm[dask]'``). Both give the in-memory fit's parameters.
         y : None
             Ignored; present for API consistency.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -250,8 +263,18 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         self : BernoulliMixture
-            The fitted estimator.
+            The fitted estimator. A fit that fails (bad data, a dask cluster that loses its
+            workers, an interrupt) leaves the estimator as it was before it.
         """
+        before = dict(self.__dict__)
+        try:
+            return self._fit(X, sample_weight, log)
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    def _fit(self, X, sample_weight, log):
         X = self._validate_X(X, reset=True)
         weights = self._weights(X, sample_weight)
         n_samples = len(X)
@@ -481,10 +504,14 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
     # -- scoring -----------------------------------------------------------------------
 
     def _estimate(self, X):
-        """(responsibilities N×K, log p(x) per sample) by the stable scoring E-step."""
+        """(responsibilities N×K, log p(x) per sample) by the stable scoring E-step; rows
+        that are not in memory a block at a time."""
         check_is_fitted(self, msg=_NOT_FITTED)
         X = self._validate_X(X, reset=False)
-        return _estep.scoring(X, self.weights_, self.means_)
+        if not getattr(X, "streamed", False):
+            return _estep.scoring(X, self.weights_, self.means_)
+        parts = [_estep.scoring(block, self.weights_, self.means_) for block in X.blocks()]
+        return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def predict_proba(self, X):
         """Responsibilities p(k | x) of each component for each sample.
@@ -620,3 +647,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
 
 
 _NOT_FITTED = "This %(name)s instance is not fitted yet; call fit(X) first."
+
+
+def _is_dask_array(X) -> bool:
+    return type(X).__module__.startswith("dask.array") and hasattr(X, "chunks")

@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from bmm.bits import BitMatrix
 from bmm.io import read_metadata, read_table, write_parquet
+from bmm.rows import BLOCK_ROWS
 
 FILES: dict[str, str] = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -489,7 +490,8 @@ def write_binarized(
     )
     table = pa.table({"label": pa.array(labels.astype(np.uint8)), "pixels": pixels})
     meta = {**meta, "n_images": len(packed), "shape": [SIDE, SIDE], "packing": PACKING}
-    write_parquet(table, path, meta)
+    # row groups of the EM engine's blocks: read out of core, the file gives the in-memory sums
+    write_parquet(table, path, meta, row_group_size=BLOCK_ROWS)
 
 
 def load_binarized(
