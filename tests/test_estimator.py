@@ -26,6 +26,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
 from bmm import BernoulliMixture, auto, engine, fit_job, mnist, params_table, remedies
+from bmm.bits import BitMatrix
 from bmm.engine import TRACE_COLUMNS, degenerate_components, fit_em, initialize
 from bmm.estep import EPS, VARIANTS, Variant
 from bmm.rows import DenseRows
@@ -759,3 +760,13 @@ def test_two_online_passes_come_within_a_nat_of_the_batch_fit(real_mnist_dir):
             online.partial_fit(X[start : start + 1000])
     gap = batch.score(X_test) - online.score(X_test)
     assert gap <= 1.0, gap
+
+
+def test_packed_samples_are_the_samples_bit_for_bit(planted):
+    X, _, _ = planted
+    model = BernoulliMixture(4, random_state=3).fit(X)
+    dense, y = model.sample(9000)
+    packed, y2 = model.sample(9000, packed=True)
+    assert isinstance(packed, BitMatrix) and packed.shape == (9000, 60)
+    np.testing.assert_array_equal(packed.unpack(bool), dense)
+    np.testing.assert_array_equal(y2, y)

@@ -453,25 +453,33 @@ def _fused_pass(
 
 
 def _list_by_row(bits, key_type):  # pragma: no cover (compiled)
-    """(row_start, keys) of NibbleIndex: two passes, counting then filling."""
+    """(row_start, keys) of NibbleIndex: rows in parallel, counting then filling. Each row's
+    keys are written without a branch: every nibble's key goes to the next free place, which
+    moves on only when the nibble is not 0 (so a 0 is written over), in a buffer of the row's
+    own (one per part of the rows), then copied."""
     N, n_bytes = bits.shape
-    row_start = np.zeros(N + 1, np.int64)
-    for n in range(N):
+    counts = np.zeros(N + 1, np.int64)
+    for n in numba.prange(N):
         count = 0
         for j in range(n_bytes):
-            count += (bits[n, j] >> 4 != 0) + (bits[n, j] & 15 != 0)
-        row_start[n + 1] = row_start[n] + count
+            count += np.int64(bits[n, j] >> 4 != 0) + np.int64(bits[n, j] & 15 != 0)
+        counts[n + 1] = count
+    row_start = np.cumsum(counts)
     keys = np.empty(row_start[N], key_type.dtype)
-    p = 0
-    for n in range(N):
-        for j in range(n_bytes):
-            high, low = bits[n, j] >> 4, bits[n, j] & 15
-            if high:
-                keys[p] = 32 * j + high
-                p += 1
-            if low:
-                keys[p] = 32 * j + 16 + low
-                p += 1
+    parts = -(-N // CHUNK_ROWS)
+    for part in numba.prange(parts):
+        row = np.empty(2 * n_bytes + 1, key_type.dtype)
+        for n in range(part * CHUNK_ROWS, min(N, (part + 1) * CHUNK_ROWS)):
+            p = 0
+            for j in range(n_bytes):
+                high, low = bits[n, j] >> 4, bits[n, j] & 15
+                row[p] = 32 * j + high
+                p += high != 0
+                row[p] = 32 * j + 16 + low
+                p += low != 0
+            start = row_start[n]
+            for q in range(p):
+                keys[start + q] = row[q]
     return row_start, keys
 
 
@@ -489,4 +497,4 @@ if numba is not None:
     _by_component = _parallel(_by_component)
     _add_rows_by_key = numba.njit(cache=True)(_add_rows_by_key)
     _fused_pass = _parallel(_fused_pass)
-    _list_by_row = numba.njit(cache=True)(_list_by_row)
+    _list_by_row = _parallel(_list_by_row)
