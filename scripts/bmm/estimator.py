@@ -1,5 +1,7 @@
-"""The scikit-learn estimator: :class:`BernoulliMixture`, EM's engine (:mod:`bmm.engine`) behind
-scikit-learn's mixture API."""
+"""The scikit-learn estimator :class:`BernoulliMixture`.
+
+EM's engine (:mod:`bmm.engine`) behind scikit-learn's mixture API.
+"""
 
 from __future__ import annotations
 
@@ -73,11 +75,13 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
     verbose_interval : int, default=10
         Iterations between two progress lines at ``verbose=2`` (≥ 1).
     learning_decay : float, default=0.6
-        κ in (0.5, 1]: :meth:`partial_fit`'s step size for batch t is ρ_t = (t + t₀)^(−κ).
+        The exponent κ in (0.5, 1] of :meth:`partial_fit`'s step size for batch t,
+        ρ_t = (t + t₀)^(−κ).
         The default and ``learning_offset``'s came out best of κ ∈ {0.51, 0.6, 0.7, 0.85, 1}
         × t₀ ∈ {0, 2, 10} on MNIST in batches of 1000 (docs/scaling.md).
     learning_offset : float, default=2.0
-        t₀ ≥ 0 in that step size: a larger one gives the early batches less weight.
+        The offset t₀ ≥ 0 in that step size: a larger one gives the early batches less
+        weight.
 
     Attributes
     ----------
@@ -418,7 +422,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         """The per-iteration callback of ``verbose=2``: a line every ``verbose_interval``."""
         last = {"time": time.perf_counter(), "iteration": 0}
 
-        def progress(row):
+        def _progress_line(row):
             it = row["iteration"]
             if it == 0:
                 say(f"  start: log-likelihood per sample {row['loglik']:.4f}")
@@ -434,7 +438,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
                     f"{extra}"
                 )
 
-        return progress
+        return _progress_line
 
     def fit_predict(self, X, y=None, *, log=None):
         """Fit, then give the most responsible component of each sample of X.
@@ -514,7 +518,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
     def predict_proba(self, X):
-        """Responsibilities p(k | x) of each component for each sample.
+        """Compute the responsibilities p(k | x) of each component for each sample.
 
         Parameters
         ----------
@@ -544,7 +548,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         return self.predict_proba(X).argmax(axis=1)
 
     def score_samples(self, X):
-        """Log-likelihood log p(x) of each sample under the model.
+        """Compute the log-likelihood log p(x) of each sample under the model.
 
         Parameters
         ----------
@@ -554,7 +558,7 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         Returns
         -------
         log_prob : ndarray of shape (n_samples,)
-            log p(x) in nats.
+            The log-likelihoods, in nats.
         """
         return self._estimate(X)[1]
 
@@ -607,9 +611,11 @@ class BernoulliMixture(DensityMixin, BaseEstimator):
         return BitMatrix(bits, D), y
 
     def sample_blocks(self, n_samples):
-        """:meth:`sample`'s samples, packed, a block of rows (:data:`bmm.rows.BLOCK_ROWS`) at a
-        time: memory holds one block (and the components, 8 bytes a sample), whatever
-        ``n_samples``. The blocks put end to end are ``sample(n_samples, packed=True)``.
+        """Draw :meth:`sample`'s samples packed, a block of rows at a time.
+
+        A block is :data:`bmm.rows.BLOCK_ROWS` rows: memory holds one (and the components, 8
+        bytes a sample), whatever ``n_samples``. The blocks put end to end are
+        ``sample(n_samples, packed=True)``.
 
         Parameters
         ----------
