@@ -770,3 +770,12 @@ def test_packed_samples_are_the_samples_bit_for_bit(planted):
     assert isinstance(packed, BitMatrix) and packed.shape == (9000, 60)
     np.testing.assert_array_equal(packed.unpack(bool), dense)
     np.testing.assert_array_equal(y2, y)
+
+
+def test_the_docstring_examples_run():
+    import doctest
+
+    from bmm import estimator
+
+    result = doctest.testmod(estimator, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 5 and result.failed == 0
