@@ -241,21 +241,40 @@ def statistics(X: BitMatrix, W, c, block_rows: int = BLOCK_ROWS, weights=None):
     order, so X's blocks passed one at a time (and their results added in order) give the
     same sums, bit for bit.
     """
-    N, K = len(X), W.shape[1]
-    index = X.nibbles
-    loglik, Nk, H = np.empty(N), np.zeros(K), np.zeros((K, index.n_keys))
-    rows = min(N, block_rows)
-    scratch = (
-        np.empty((rows, K), np.float32),  # γ of a block
-        np.empty((-(-rows // CHUNK_ROWS), K), np.int64),
-        np.empty(K + 1, np.int64),  # γ's non-zero entries by component: where each starts,
-        np.empty(rows * K, np.int32),  # their rows
-        np.empty(rows * K, np.float64),  # and values, times the rows' weights
-    )
-    table, c32 = nibble_tables(W, np.float32), c.astype(np.float32)
-    w = np.ones(0) if weights is None else np.asarray(weights, np.float64)
-    _fused_pass(index.row_start, index.keys, table, c32, block_rows, w, loglik, Nk, H, *scratch)
-    return loglik, Nk, H.T
+    fused = Pass(W, c, X.nibbles.n_keys, min(len(X), block_rows))
+    loglik = fused.add(X, weights)
+    return loglik, fused.Nk, fused.H.T
+
+
+class Pass:
+    """One EM pass at fixed (π, μ) over bit-packed rows given a part at a time: the tables are
+    built once, the sums (N_k and the histograms, ``Nk`` and ``H``: K × keys) run on from part
+    to part, and the scratch is reused. Parts of whole blocks (of ``block_rows``) give the
+    sums of the rows given at once, bit for bit."""
+
+    def __init__(self, W, c, n_keys: int, block_rows: int = BLOCK_ROWS):
+        K = W.shape[1]
+        self.table, self.c = nibble_tables(W, np.float32), c.astype(np.float32)
+        self.block_rows = block_rows
+        self.Nk, self.H = np.zeros(K), np.zeros((K, n_keys))
+        self.scratch = (
+            np.empty((block_rows, K), np.float32),  # γ of a block
+            np.empty((-(-block_rows // CHUNK_ROWS), K), np.int64),
+            np.empty(K + 1, np.int64),  # γ's non-zero entries by component: where each starts,
+            np.empty(block_rows * K, np.int32),  # their rows
+            np.empty(block_rows * K, np.float64),  # and values, times the rows' weights
+        )
+
+    def add(self, X: BitMatrix, weights=None) -> np.ndarray:
+        """Add X's rows (weights: theirs, or None) to the sums; returns their log p(x)."""
+        index = X.nibbles
+        loglik = np.empty(len(X))
+        w = np.ones(0) if weights is None else np.asarray(weights, np.float64)
+        _fused_pass(
+            index.row_start, index.keys, self.table, self.c, self.block_rows, w, loglik,
+            self.Nk, self.H, *self.scratch,
+        )  # fmt: skip
+        return loglik
 
 
 # ---------------------------------------------------------------------------------------

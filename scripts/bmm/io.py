@@ -51,10 +51,10 @@ def write_parquet(
     table: pa.Table | pd.DataFrame,
     path: str | os.PathLike,
     meta: dict[str, Any],
-    row_group_size: int | None = None,
+    **options: Any,
 ):
     """Write ``table`` to ``path`` atomically, with ``meta`` as JSON in the schema metadata
-    (and row groups of ``row_group_size`` rows, if given).
+    (``options``: pyarrow's, such as ``row_group_size`` or ``compression``).
 
     The file first lands under a temporary name in the same directory and is renamed
     only once it is complete, so an interrupted job never leaves a half-written table.
@@ -74,7 +74,7 @@ def write_parquet(
         for stale in path.parent.glob(f".{path.name}{TMP_INFIX}*"):
             stale.unlink(missing_ok=True)
         try:
-            pq.write_table(table, tmp, row_group_size=row_group_size)
+            pq.write_table(table, tmp, **options)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

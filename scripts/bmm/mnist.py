@@ -490,8 +490,18 @@ def write_binarized(
     )
     table = pa.table({"label": pa.array(labels.astype(np.uint8)), "pixels": pixels})
     meta = {**meta, "n_images": len(packed), "shape": [SIDE, SIDE], "packing": PACKING}
-    # row groups of the EM engine's blocks: read out of core, the file gives the in-memory sums
-    write_parquet(table, path, meta, row_group_size=BLOCK_ROWS)
+    write_parquet(table, path, meta, **BITS_LAYOUT)
+
+
+#: How a table of bits is written: row groups of the EM engine's blocks (read out of core, a
+#: file gives the in-memory sums, and no row is read twice), and the bits neither
+#: dictionary-encoded nor compressed: all different, they compress 2× at best (snappy, on
+#: MNIST) and would be read 9× slower (25 ms against 2.8 for 180000 images).
+BITS_LAYOUT = {
+    "row_group_size": BLOCK_ROWS,
+    "use_dictionary": ["label"],
+    "compression": {"label": "snappy", "pixels": "none"},
+}
 
 
 def load_binarized(

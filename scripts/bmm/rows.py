@@ -112,24 +112,46 @@ def lowest(values: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
     return candidates[order[:k]]
 
 
+class Tally:
+    """What a pass counts of its rows besides the sums, a block of rows at a time: rows,
+    weight, total log-likelihood (each block's added in order) and the K worst-explained rows.
+    """
+
+    def __init__(self, K: int):
+        self.K, self.n, self.weight, self.loglik = K, 0, 0.0, 0.0
+        self.worst_loglik, self.worst_rows = np.zeros(0), np.zeros(0, np.int64)
+
+    def add(self, loglik: np.ndarray, weights=None) -> None:
+        """The next rows' log p(x) (at most :data:`BLOCK_ROWS` of them) and weights."""
+        if weights is None:
+            self.loglik += float(loglik.sum())
+            self.weight += float(len(loglik))
+            rows = np.arange(len(loglik))
+        else:
+            self.loglik += float((weights * loglik).sum())
+            self.weight += float(weights.sum())
+            rows = np.flatnonzero(weights > 0)
+        values = np.concatenate([self.worst_loglik, loglik[rows]])
+        rows = np.concatenate([self.worst_rows, rows + self.n])
+        keep = lowest(values, rows, self.K)
+        self.worst_loglik, self.worst_rows = values[keep], rows[keep]
+        self.n += len(loglik)
+
+    def stats(self, Nk, sums, expand=None) -> Stats:
+        return Stats(
+            self.n, self.weight, self.loglik, Nk, sums, self.worst_loglik, self.worst_rows, expand
+        )
+
+
 def stats_of(loglik, Nk, sums, weights=None, expand=None) -> Stats:
     """The :class:`Stats` of rows whose log p(x) are ``loglik`` (weights: ``weights``, or 1),
-    with their sums Nk and ``sums``. The totals of the weights and of the log-likelihoods
-    are the sums of blocks of :data:`BLOCK_ROWS` rows added in order, as blocks passed one by
-    one add up."""
-    total, weight = 0.0, 0.0
+    with their sums Nk and ``sums``, tallied a block of :data:`BLOCK_ROWS` rows at a time, as
+    blocks passed one by one add up."""
+    tally = Tally(len(Nk))
     for start in range(0, len(loglik), BLOCK_ROWS):
-        part = loglik[start : start + BLOCK_ROWS]
-        if weights is None:
-            total += float(part.sum())
-            weight += float(len(part))
-        else:
-            w = weights[start : start + BLOCK_ROWS]
-            total += float((w * part).sum())
-            weight += float(w.sum())
-    rows = np.arange(len(loglik)) if weights is None else np.flatnonzero(weights > 0)
-    keep = rows[lowest(loglik[rows], rows, len(Nk))]
-    return Stats(len(loglik), weight, total, Nk, sums, loglik[keep], keep.astype(np.int64), expand)
+        w = None if weights is None else weights[start : start + BLOCK_ROWS]
+        tally.add(loglik[start : start + BLOCK_ROWS], w)
+    return tally.stats(Nk, sums, expand)
 
 
 def check_weights(weights, n: int) -> np.ndarray | None:

@@ -146,7 +146,7 @@ def _write_drawn(model, N: int, path: Path) -> None:
     width = -(-D // 8)
     doc = {"n_features": D, "drawn_from": "bmm.scale"}
     schema = pa.schema([("pixels", pa.binary(width))], metadata={b"bmm": json.dumps(doc).encode()})
-    with pq.ParquetWriter(path, schema) as writer:
+    with pq.ParquetWriter(path, schema, use_dictionary=False, compression="none") as writer:
         for block in model.sample_blocks(N):
             column = pa.FixedSizeBinaryArray.from_buffers(
                 pa.binary(width), len(block), [None, pa.py_buffer(block.bits.tobytes())]

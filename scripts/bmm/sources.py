@@ -14,6 +14,7 @@ k-means++ start needs a number a row: the squared distances it draws from).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .bits import BitMatrix
-from .rows import BLOCK_ROWS, Stats
+from .rows import BLOCK_ROWS, Stats, Tally
 
 
 class _Streamed:
@@ -109,7 +110,7 @@ class ParquetRows(_Streamed):
         file, group, _ = self._groups[i]
         with io._reading(file):
             column = pq.ParquetFile(file).read_row_group(group, columns=["pixels"]).column(0)
-        return BitMatrix(_bytes(column, -(-self.n_features // 8), file).copy(), self.n_features)
+        return BitMatrix(_bytes(column, -(-self.n_features // 8), file), self.n_features)
 
     def _blocks(self):
         """The rows in blocks of BLOCK_ROWS, read a batch at a time across row groups and
@@ -118,7 +119,21 @@ class ParquetRows(_Streamed):
 
         from . import io
 
-        width, start, pending = -(-self.n_features // 8), 0, []
+        width = -(-self.n_features // 8)
+        if all(rows == BLOCK_ROWS for *_, rows in self._groups[:-1]):
+            i = 0  # row groups of blocks: read as they are
+            for file in self.files:
+                with io._reading(file):
+                    opened = pq.ParquetFile(file)
+                    for group in range(opened.num_row_groups):
+                        column = opened.read_row_group(group, columns=["pixels"]).column(0)
+                        yield (
+                            int(self._starts[i]),
+                            BitMatrix(_bytes(column, width, file), self.n_features),
+                        )
+                        i += 1
+            return
+        start, pending = 0, []
         for file in self.files:
             with io._reading(file):
                 batches = pq.ParquetFile(file).iter_batches(BLOCK_ROWS, columns=["pixels"])
@@ -145,12 +160,26 @@ class ParquetRows(_Streamed):
         return BitMatrix(out, self.n_features)
 
     def summarize(self, variant, pi, mu, weights=None) -> Stats:
-        total = None
+        """One pass, the blocks read one after another: for the bit-packed E-step, each block
+        added to one running pass (tables built once, scratch reused); otherwise each block's
+        sums in the variant's form, added in order."""
+        if not variant.packed:
+            total = None
+            for start, block in self._blocks():
+                w = None if weights is None else weights[start : start + len(block)]
+                here = variant.rows(block).summarize(variant, pi, mu, w)
+                total = here if total is None else total + here
+            return total
+        from . import bits
+        from .estep import log_odds
+
+        running = bits.Pass(*log_odds(pi, mu), 32 * (-(-self.n_features // 8)))
+        tally = Tally(len(pi))
         for start, block in self._blocks():
             w = None if weights is None else weights[start : start + len(block)]
-            here = variant.rows(block).summarize(variant, pi, mu, w)
-            total = here if total is None else total + here
-        return total
+            tally.add(running.add(block, w), w)
+        expand = functools.partial(bits.weighted_from_histograms, n=self.n_features)
+        return tally.stats(running.Nk, running.H.T, expand)
 
 
 def _bytes(column, width: int, file: Path) -> np.ndarray:
