@@ -324,3 +324,18 @@ def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
     assert ok.groupby(["N", "K"])["seconds"].first().to_dict() == pytest.approx(
         {(10, 10): 0.01, (100, 10): 0.1, (400, 10): 0.4, (10, 20): 0.02, (100, 20): 0.2}
     )
+
+
+def test_bench_online_compares_stepwise_em_with_the_batch_fit(synthetic_mnist, capsys):
+    args = ["--online", "--data", str(synthetic_mnist.dir), "--K", "5", "--batch", "100"]
+    assert bench.main(args) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("| start | fit | test log-lik/image |")
+    fits = [line.split(" | ")[:2] for line in lines[2:]]
+    assert fits == [
+        [f"| {init}", fit]
+        for init in ("random", "k-means++")
+        for fit in ("batch EM", "online, 1 pass", "online, 2 passes")
+    ]
+    with pytest.raises(SystemExit):  # no data to run on
+        bench.main(["--online", "--K", "5"])
