@@ -75,8 +75,7 @@ def test_clone_copies_every_parameter_and_no_fitted_state(planted):
     model = BernoulliMixture(
         4, estep="matmul_fused_f32", mu_prior=1.5, reseed_degenerate=True, random_state=3
     ).fit(X)
-    copy = clone(model)
-    assert copy.get_params() == model.get_params()
+    copy = clone(model)  # clone raises if the copy's get_params() differ from the model's
     assert not hasattr(copy, "means_")
     with pytest.raises(NotFittedError):
         check_is_fitted(copy)
@@ -108,10 +107,9 @@ def test_grid_search_picks_n_components_by_held_out_log_likelihood(planted):
     assert search.best_estimator_.n_components == 4
 
 
-def test_grid_search_of_the_issue_runs(planted):
+def test_the_readmes_grid_search_runs(planted):
     X, _, _ = planted
-    search = GridSearchCV(BernoulliMixture(), {"n_components": [5, 10]}).fit(X)
-    assert search.best_params_["n_components"] in (5, 10)
+    search = GridSearchCV(BernoulliMixture(random_state=0), {"n_components": [5, 10]}).fit(X)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
 
 
@@ -406,5 +404,15 @@ def test_remedies_cli_prints_a_markdown_table(synthetic_mnist, capsys):
     assert [line.split(" | ")[1] for line in out[2:]] == ["ml", "beta(2)", "reseed"] * 2
     assert list(table["remedy"]) == ["ml", "beta(2)", "reseed"] * 2
     assert (table["objective_drops"] == 0).all()
-    assert table["test_purity"].between(0.1, 1).all()
-    assert (table["train_loglik"] < 0).all() and (table["test_loglik"] < 0).all()
+    # the printed table is the returned one, each figure to the digits it prints
+    labels = out[0].strip("| ").split(" | ")
+    rows = table.sort_values("K", kind="stable").iterrows()
+    for line, (_, row) in zip(out[2:], rows, strict=True):
+        cells = dict(zip(labels, line.strip("| ").split(" | "), strict=True))
+        assert int(cells["K"]) == row["K"] and int(cells["iterations"]) == row["n_iter"], line
+        for label, key, digits in (
+            ("train log-lik/image", "train_loglik", 3),
+            ("test log-lik/image", "test_loglik", 3),
+            ("test purity", "test_purity", 4),
+        ):
+            assert float(cells[label]) == pytest.approx(row[key], abs=0.51 * 10**-digits), line
