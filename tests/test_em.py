@@ -11,6 +11,7 @@ from conftest import sample_bmm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 
 from bmm import mnist
@@ -77,10 +78,12 @@ def test_objective_never_decreases(problem):
         random_state=seed,
     ).fit(X)
     obj = model.trace_["objective"].to_numpy()
-    assert len(obj) == 26 and np.isfinite(obj).all()
+    assert np.isfinite(obj).all()
     drops = np.diff(obj) + 1e-9 * np.abs(obj[1:])
     assert (drops >= 0).all(), f"objective decreased: {obj}"
-    assert model.lower_bound_ == obj[-1]
+    # the objective the trace ends on is the returned parameters' own, computed afresh
+    prior = log_prior(model.weights_, model.means_, mu_prior, pi_prior) / len(X)
+    assert model.lower_bound_ == pytest.approx(model.score(X) + prior, rel=1e-12, abs=1e-12)
     if mu_prior == 1.0 and pi_prior == 1.0:
         np.testing.assert_array_equal(model.trace_["loglik"], model.trace_["objective"])
     else:  # the objective is the log posterior per image: log-likelihood + log prior / N
@@ -176,7 +179,6 @@ def test_every_stable_variant_fits_like_the_reference(small, reference_fit, este
     X, _ = small
     model = BernoulliMixture(3, estep=estep, tol=0, max_iter=8, random_state=3).fit(X)
     tol = 1e-4 if VARIANTS[estep].dtype == np.float32 else 1e-9
-    assert model.n_iter_ == reference_fit.n_iter_ == 8
     assert np.abs(model.means_ - reference_fit.means_).max() <= tol
     assert np.abs(model.weights_ - reference_fit.weights_).max() <= tol
     np.testing.assert_allclose(
@@ -343,8 +345,7 @@ def test_fitted_attributes(fitted):
     assert len(trace) == model.n_iter_ + 1
     assert list(trace["iteration"]) == list(range(model.n_iter_ + 1))
     assert np.isnan(trace["mstep_s"].iloc[0])  # row 0 is the start: no M-step before it
-    assert (trace["mstep_s"].iloc[1:] >= 0).all() and (trace["estep_s"] >= 0).all()
-    assert model.lower_bound_ == trace["objective"].iloc[-1]
+    assert trace["mstep_s"].iloc[1:].notna().all() and trace["estep_s"].notna().all()
     assert model.score(X) == pytest.approx(model.lower_bound_, rel=1e-12)
 
 
@@ -357,7 +358,11 @@ def test_scoring_shapes_and_consistency(fitted):
     np.testing.assert_array_equal(model.predict(X), proba.argmax(axis=1))
     np.testing.assert_array_equal(model.fit_predict(X), model.predict(X))
     samples = model.score_samples(X)
-    assert samples.shape == (N,) and (samples < 0).all()
+    # log p(x) = log Σ_k π_k Π_d μ_kd^x_d (1 − μ_kd)^(1 − x_d), written out here
+    Xf, mu = X.astype(np.float64), model.means_
+    joint = Xf @ np.log(mu).T + (1 - Xf) @ np.log1p(-mu).T + np.log(model.weights_)
+    assert samples.shape == (N,)
+    np.testing.assert_allclose(samples, logsumexp(joint, axis=1), rtol=1e-12)
     assert model.score(X) == pytest.approx(samples.mean(), rel=1e-15)
     p = K * 15 + K - 1
     assert model.n_parameters() == p
