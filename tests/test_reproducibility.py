@@ -103,7 +103,6 @@ def test_one_thread_or_two_give_the_same_params(digits, variant, init):
             warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter on purpose
             assert threads.current()["blas_threads"] == n
             fits[n] = fit_job.fit(BitMatrix.pack(X), y, settings)
-    assert fits[1].n_iter_ == fits[2].n_iter_ == settings["max_iter"]
     diff = max(
         np.abs(fits[1].weights_ - fits[2].weights_).max(),
         np.abs(fits[1].means_ - fits[2].means_).max(),
