@@ -185,6 +185,8 @@ def test_a_run_killed_while_a_fit_iterates_completes_on_rerun(
         # --summary still calls such files "ok" (it does not read the incomplete markers), so
         # they are not counted as finished here; Snakemake's own list names them.
         assert "--unlock" not in asked
+        first = (tmp_path / "first.out").read_text()
+        assert "Terminating processes on user request, this might take some time." in first
     else:  # SIGKILL leaves Snakemake no time to release its lock
         assert "--unlock" in asked
 

@@ -221,6 +221,8 @@ def test_all_mirrors_fail(fetch, synthetic_mnist, http_mirror, closed_port_url, 
         fetch(mirrors, retries=2, timeout=0.5)
     message = str(info.value)
     lines = message.splitlines()
+    sha256 = synthetic_mnist.sha256[NAME]
+    assert lines[0] == f"could not download {NAME} (sha256 {sha256}) from any mirror:"
     for mirror, reason in zip(
         mirrors,
         [

@@ -349,6 +349,9 @@ def test_a_bad_download_stops_the_run_and_leaves_no_file(tmp_path, synthetic_mni
             check=False,
         )
     assert proc.returncode != 0
+    error = [line for line in proc.stderr.splitlines() if "ERROR:" in line]
+    assert error and "ERROR: DownloadError: could not download " in error[0], proc.stderr[-3000:]
+    assert error[0].endswith(" from any mirror:"), error[0]
     logs = "".join(p.read_text() for p in (workdir / "logs/download_mnist").glob("*.log"))
     assert "checksum mismatch" in logs and "mnist.mirrors" in logs
     assert not list((workdir / "resources/mnist").glob("*.gz"))
