@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import sample_bmm
+from conftest import require, sample_bmm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
@@ -175,7 +175,7 @@ def reference_fit(small):
 @pytest.mark.parametrize("estep", STABLE)
 def test_every_stable_variant_fits_like_the_reference(small, reference_fit, estep):
     if VARIANTS[estep].unavailable:
-        pytest.skip(f"{estep} unavailable: {VARIANTS[estep].unavailable}")
+        require("numba", f"{estep} unavailable: {VARIANTS[estep].unavailable}")
     X, _ = small
     model = BernoulliMixture(3, estep=estep, tol=0, max_iter=8, random_state=3).fit(X)
     tol = 1e-4 if VARIANTS[estep].dtype == np.float32 else 1e-9

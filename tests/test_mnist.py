@@ -14,6 +14,7 @@ import pooch
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import require
 
 from bmm import mnist
 from bmm.io import CorruptFileError, write_parquet
@@ -546,7 +547,7 @@ def test_real_mnist_over_http(real_mnist_dir, http_mirror, tmp_path):
 @pytest.mark.mnist
 def test_sha256_table_matches_shared_sums(real_mnist_dir):
     if not (real_mnist_dir / "SHA256SUMS").is_file():
-        pytest.skip(f"no SHA256SUMS in {real_mnist_dir}")
+        require("data", f"no SHA256SUMS in {real_mnist_dir}")
     sums = (real_mnist_dir / "SHA256SUMS").read_text().split()
     assert dict(zip(sums[1::2], sums[::2], strict=True)) == SHA256
     assert set(SHA256) == set(FILES.values())

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import copy_workflow, run_snakemake, synthetic_digits, write_yaml
+from conftest import copy_workflow, require, run_snakemake, synthetic_digits, write_yaml
 
 from bmm import fit_job, mnist, params_table, threads
 from bmm.bits import BitMatrix
@@ -81,7 +81,7 @@ def test_one_thread_or_two_give_the_same_params(digits, variant, init):
     limited to one thread, then to two: identical params, or for the variants built on BLAS
     products within the pinned difference above."""
     if threads.cpu_count() < 2:
-        pytest.skip("needs 2 cores to compare 1 thread with 2")
+        require("cores", "needs 2 cores to compare 1 thread with 2")
     X, y = digits
     capped = variant.startswith("loops")  # the loops as the test config caps them
     settings = {
