@@ -263,7 +263,7 @@ def real_mnist_dir() -> Path:
 # ---------------------------------------------------------------------------------------
 # Running the pipeline in a scratch directory
 
-WORKFLOW_PARTS = ("Snakefile", "workflow", "scripts", "config", "tests/config")
+WORKFLOW_PARTS = ("Snakefile", "pyproject.toml", "workflow", "scripts", "config", "tests/config")
 
 
 def copy_workflow(dest: Path) -> Path:
