@@ -262,6 +262,24 @@ def test_every_rule_wrote_its_log(run):
         assert "done" in (logs / name).read_text(), name
 
 
+def test_every_rule_wrote_its_jobs_wall_time_and_memory(run):
+    """The README's results table: benchmarks/ holds each job's wall time and memory. Every
+    rule of workflow/rules/ declares a benchmark file, the run wrote it, and it holds
+    Snakemake's measurements (seconds, peak resident memory in MB)."""
+    text = "".join(p.read_text() for p in sorted(REPO.glob("workflow/rules/*.smk")))
+    for block in re.split(r"^rule ", text, flags=re.M)[1:]:
+        rule = block.split(":", 1)[0]
+        declared = re.search(r'^    benchmark:\n\s+f?"([^"]+)"', block, re.M)
+        assert declared, f"rule {rule} has no benchmark: file"
+        files = sorted(run.workdir.glob(re.sub(r"\{[^}]*\}", "*", declared[1])))
+        assert files, f"rule {rule}: nothing written to {declared[1]}"
+        for path in files:
+            header, values = path.read_text().splitlines()[:2]
+            row = dict(zip(header.split("\t"), values.split("\t"), strict=True))
+            measured = (row["s"], row["max_rss"])
+            assert all(re.fullmatch(r"\d+(\.\d+)?", v) for v in measured), (path, row)
+
+
 # ---------------------------------------------------------------------------------------
 # Reruns after a config edit
 
