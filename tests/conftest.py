@@ -207,7 +207,7 @@ class MirrorServer:
     def __enter__(self) -> ServedMirror:
         return self.url
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
 
