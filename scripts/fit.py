@@ -18,5 +18,6 @@ with job(snakemake) as log:
         f"{model.n_iter_} iterations, converged={model.converged_}, "
         f"objective per image {model.lower_bound_:.4f}, "
         f"{int(t['reseeded'].sum())} component(s) re-seeded; "
-        f"E-step {t['estep_s'].median():.4g} s median, M-step {t['mstep_s'].median():.4g} s"
+        f"a pass (E-step and the M-step's sums) {t['pass_s'].median():.4g} s median, "
+        f"the update {t['update_s'].median():.4g} s"
     )

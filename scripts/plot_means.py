@@ -2,7 +2,7 @@
 degenerate components (N·π_k < 2) framed in red."""
 
 from bmm import mnist, params_table
-from bmm.em import degenerate_components
+from bmm.engine import degenerate_components
 from bmm.metrics import cluster_labels
 from bmm.pipeline import job
 from bmm.report import figures

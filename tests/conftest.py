@@ -39,6 +39,13 @@ from bmm.mnist import FILES, SHA256
 
 REPO = Path(__file__).resolve().parents[1]
 
+# estep="auto" keeps its timed choices in a cache (bmm.auto); the tests, and the pipeline runs
+# they start, keep theirs apart from the user's.
+if "BMM_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["BMM_CACHE_DIR"] = tempfile.mkdtemp(prefix="bmm-test-cache-")
+
 # Property tests draw the same examples on every run (derandomize: the seed comes from the
 # test's name), so a failure in CI reproduces anywhere; `HYPOTHESIS_PROFILE=explore` draws new
 # ones each run and prints the seed and a reproduction blob of any failure.

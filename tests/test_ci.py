@@ -12,7 +12,7 @@ from conftest import REPO, REQUIREMENTS, require
 
 # The one skip that is no missing piece: the determinism check means nothing under another
 # Hypothesis profile (HYPOTHESIS_PROFILE=explore draws new examples on purpose).
-OTHER_SKIPS = {("tests/test_em.py", "test_property_tests_draw_the_same_examples_on_every_run")}
+OTHER_SKIPS = {("tests/test_engine.py", "test_property_tests_draw_the_same_examples_on_every_run")}
 
 
 @pytest.fixture

@@ -95,7 +95,7 @@ def test_the_default_config_file_states_every_schema_default():
         ("fit.seeds", [-1], "fit.seeds[0] = -1: must be ≥ 0"),
         ("fit.tol", -1e-3, "fit.tol = -0.001: must be ≥ 0"),
         ("fit.mu_prior", 0.5, "fit.mu_prior = 0.5: must be ≥ 1"),
-        ("fit.init", "kmeans", "fit.init = 'kmeans': must be one of random, kmeans++"),
+        ("fit.init", "kmeans", "fit.init = 'kmeans': must be one of random, k-means++"),
         ("fit.caps", {"loops_ndk": {"n_train": 0}}, "fit.caps.loops_ndk.n_train = 0: must be ≥ 1"),
         ("fit.caps", {"loops_ndk": {"max_iter": 0}}, "fit.caps.loops_ndk.max_iter = 0"),
         ("fit.caps", {"fast": {"max_iter": 3}}, "fit.caps: unknown key 'fast'"),

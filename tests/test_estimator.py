@@ -2,9 +2,9 @@
 check_is_fitted, binarize, sample, rebuilding from parameters, verbose progress, and the
 remedies for degenerate components (counted, re-seeded, compared).
 
-scikit-learn's checks feed continuous data, so they run on instances that binarise their
-input (``binarize=<threshold>``, as ``BernoulliNB``). Every check passes on them: no check
-is listed as an expected failure.
+scikit-learn's checks feed continuous data; the estimator binarises its input by default
+(``binarize=0.0``, as ``BernoulliNB``), so they run on the default instance as on others. Every
+check passes: no check is listed as an expected failure.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import sample_bmm
+from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
@@ -24,12 +25,21 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
-from bmm import BernoulliMixture, em, fit_job, params_table, remedies
-from bmm.em import degenerate_components, fit_em
-from bmm.estep import EPS, VARIANTS
+from bmm import BernoulliMixture, auto, engine, fit_job, params_table, remedies
+from bmm.engine import TRACE_COLUMNS, degenerate_components, fit_em, initialize
+from bmm.estep import EPS, VARIANTS, Variant
+from bmm.rows import DenseRows
 
 #: Checks that cannot pass, with the reason. None: every check passes.
 EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def small():
+    """A small 3-component problem, as bool images and their labels."""
+    rng = np.random.default_rng(1234)
+    mu = np.where(rng.random((3, 15)) < 0.5, 0.15, 0.85)
+    return sample_bmm(rng, 60, np.array([0.5, 0.3, 0.2]), mu)
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +57,12 @@ def planted():
 
 @parametrize_with_checks(
     [
-        BernoulliMixture(binarize=0.0),
+        BernoulliMixture(),
         BernoulliMixture(
             3,
             binarize=0.5,
             estep="matmul_fused_f32",
-            init_params="kmeans++",
+            init_params="k-means++",
             mu_prior=2.0,
             reseed_degenerate=True,
         ),
@@ -139,10 +149,14 @@ def test_binarize_reads_values_above_the_threshold_as_one(planted):
     b = BernoulliMixture(4, random_state=0).fit(X)
     np.testing.assert_array_equal(a.means_, b.means_)
     np.testing.assert_array_equal(a.predict_proba(grey), b.predict_proba(X))
+    # by default, as BernoulliNB: any value above 0 is 1
+    c = BernoulliMixture(4, random_state=0).fit(np.where(X, grey + 2.0, 0.0))
+    np.testing.assert_array_equal(c.means_, b.means_)
+    strict = BernoulliMixture(4, binarize=None)
     with pytest.raises(ValueError, match="X must be binary"):
-        BernoulliMixture(4).fit(grey)
+        strict.fit(grey)
     with pytest.raises(ValueError, match="X must be binary"):
-        b.score_samples(grey)
+        BernoulliMixture.from_parameters(b.weights_, b.means_, binarize=None).score_samples(grey)
 
 
 # ---------------------------------------------------------------------------------------
@@ -258,6 +272,195 @@ def test_model_from_params_round_trips_a_params_table(tmp_path, planted):
 
 
 # ---------------------------------------------------------------------------------------
+# Fitted attributes, scoring, warnings, bad arguments
+
+
+@pytest.fixture(scope="module")
+def fitted(small):
+    X, _ = small
+    # float64 (matmul_fused): the fit's objective is then the scoring's to 1e-12
+    model = BernoulliMixture(3, estep="matmul_fused", random_state=0, max_iter=200, tol=1e-8)
+    return model.fit(X), X
+
+
+def test_fit_returns_self(small):
+    model = BernoulliMixture(2, random_state=0)
+    assert model.fit(small[0]) is model
+
+
+def test_fitted_attributes(fitted):
+    model, X = fitted
+    assert model.weights_.shape == (3,) and model.means_.shape == (3, 15)
+    assert model.weights_.sum() == pytest.approx(1.0, rel=1e-14)
+    assert model.means_.min() >= EPS and model.means_.max() <= 1 - EPS
+    assert model.converged_ is True
+    assert 0 < model.n_iter_ < 200
+    trace = model.trace_
+    assert list(trace.columns) == TRACE_COLUMNS
+    assert len(trace) == model.n_iter_ + 1
+    assert list(trace["iteration"]) == list(range(model.n_iter_ + 1))
+    assert np.isnan(trace["update_s"].iloc[0])  # row 0 is the start: no M-step before it
+    assert trace["update_s"].iloc[1:].notna().all() and trace["pass_s"].notna().all()
+    assert model.score(X) == pytest.approx(model.lower_bound_, rel=1e-12)
+
+
+def test_scoring_shapes_and_consistency(fitted):
+    model, X = fitted
+    N, K = len(X), 3
+    proba = model.predict_proba(X)
+    assert proba.shape == (N, K)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_array_equal(model.predict(X), proba.argmax(axis=1))
+    np.testing.assert_array_equal(model.fit_predict(X), model.predict(X))
+    samples = model.score_samples(X)
+    # log p(x) = log Σ_k π_k Π_d μ_kd^x_d (1 − μ_kd)^(1 − x_d), written out here
+    Xf, mu = X.astype(np.float64), model.means_
+    joint = Xf @ np.log(mu).T + (1 - Xf) @ np.log1p(-mu).T + np.log(model.weights_)
+    assert samples.shape == (N,)
+    np.testing.assert_allclose(samples, logsumexp(joint, axis=1), rtol=1e-12)
+    assert model.score(X) == pytest.approx(samples.mean(), rel=1e-15)
+    p = K * 15 + K - 1
+    assert model.n_parameters() == p
+    assert model.bic(X) == pytest.approx(-2 * model.score(X) * N + p * np.log(N), rel=1e-12)
+    assert model.aic(X) == pytest.approx(-2 * model.score(X) * N + 2 * p, rel=1e-12)
+    # accepted inputs: bool, ints and floats holding 0/1 give the same answers
+    for Xc in (X.astype(np.uint8), X.astype(np.float32), X.astype(int).tolist()):
+        np.testing.assert_allclose(model.score_samples(Xc), samples, rtol=1e-15)
+
+
+def test_max_iter_reached_means_not_converged_and_warns(small):
+    with pytest.warns(ConvergenceWarning, match="stopped at max_iter=4 without converging"):
+        model = BernoulliMixture(3, tol=0, max_iter=4, random_state=0).fit(small[0])
+    assert model.converged_ is False and model.n_iter_ == 4 and len(model.trace_) == 5
+    # max_iter=0 asks for the start itself (as GaussianMixture): not converged, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = BernoulliMixture(3, max_iter=0, random_state=0).fit(small[0])
+    assert model.converged_ is False and model.n_iter_ == 0 and len(model.trace_) == 1
+
+
+def test_a_converged_fit_does_not_warn(small):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = BernoulliMixture(3, max_iter=200, random_state=0).fit(small[0])
+    assert model.converged_ is True
+
+
+def test_n_init_keeps_the_best_start(small):
+    X, _ = small
+    best = BernoulliMixture(3, n_init=4, max_iter=5, tol=0, random_state=9).fit(X)
+    assert 0 <= best.best_init_ < 4
+    # rerunning each start alone (same generator stream) cannot beat the kept one
+    rng = np.random.default_rng(9)
+    bounds = []
+    rows = VARIANTS["packed_lut"].rows(X)  # what "auto" chooses on such small data
+    assert best.estep_ == auto.available()[0] == "packed_lut"
+    for _ in range(4):
+        pi, mu = initialize(rows, 3, "random", rng)
+        bounds.append(fit_em(rows, pi, mu, VARIANTS["packed_lut"], tol=0, max_iter=5))
+    assert best.lower_bound_ == max(r.lower_bound for r in bounds)
+    assert best.best_init_ == int(np.argmax([r.lower_bound for r in bounds]))
+
+
+def test_unstable_variant_failing_raises_floating_point_error():
+    """matmul_as_published on images far from both clusters: NaN, reported clearly."""
+    X = np.zeros((4, 784))
+    X[:, :300] = 1.0
+    mu = np.full((2, 784), 0.01)
+    with pytest.raises(FloatingPointError, match="not numerically stable"):
+        fit_em(DenseRows(X), np.full(2, 0.5), mu, VARIANTS["matmul_as_published"], max_iter=2)
+
+
+# ---------------------------------------------------------------------------------------
+# Bad arguments
+
+
+X_OK = np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0], [0, 0, 1]])
+
+
+def _constraint(name, allowed, got):
+    """scikit-learn's InvalidParameterError message, as a regular expression."""
+    return rf"The '{name}' parameter of BernoulliMixture must be {allowed}\. Got {got} instead"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"n_components": 0}, _constraint("n_components", r"an int in the range \[1, inf\)", 0)),
+        ({"n_components": -2}, _constraint("n_components", "an int.*", -2)),
+        ({"n_components": 2.0}, _constraint("n_components", "an int.*", r"2\.0")),
+        ({"n_components": "2"}, _constraint("n_components", "an int.*", "'2'")),
+        ({"n_components": 5}, "n_components=5 is larger than the number of samples \\(4\\)"),
+        ({"estep": "nope"}, _constraint("estep", "a str among .*'loops_ndk'.*", "'nope'")),
+        ({"init_params": "kmeans"}, _constraint("init_params", "a str among .*", "'kmeans'")),
+        ({"n_init": 0}, _constraint("n_init", r"an int in the range \[1, inf\)", 0)),
+        ({"max_iter": -1}, _constraint("max_iter", r"an int in the range \[0, inf\)", -1)),
+        ({"max_iter": 2.5}, _constraint("max_iter", "an int.*", r"2\.5")),
+        ({"tol": -1e-3}, _constraint("tol", r"a float in the range \[0\.0, inf\)", "-0.001")),
+        ({"tol": float("nan")}, _constraint("tol", "a float.*", "nan")),
+        ({"mu_prior": 0.5}, _constraint("mu_prior", r"a float in the range \[1\.0, inf\)", "0.5")),
+        ({"pi_prior": 0.0}, _constraint("pi_prior", r"a float in the range \[1\.0, inf\)", "0.0")),
+        ({"binarize": "half"}, _constraint("binarize", "None or a float.*", "'half'")),
+        ({"reseed_degenerate": "yes"}, _constraint("reseed_degenerate", ".*bool.*", "'yes'")),
+        ({"verbose_interval": 0}, _constraint("verbose_interval", "an int.*", 0)),
+        ({"random_state": "0"}, _constraint("random_state", ".*", "'0'")),
+    ],
+)
+def test_bad_parameters(kwargs, message):
+    params = {"n_components": 2, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        BernoulliMixture(**params).fit(X_OK)
+
+
+@pytest.mark.parametrize(
+    ("X", "message"),
+    [
+        (np.array([[0, np.nan], [1, 0]]), "Input X contains NaN"),
+        (np.array([[0, np.inf], [1, 0]]), "Input X contains infinity"),
+        (np.array([0, 1, 1, 0]), "Expected 2D array, got 1D array instead"),
+        (np.zeros((2, 3, 4)), "Found array with dim 3"),
+        (np.zeros((0, 5)), "Found array with 0 sample\\(s\\) \\(shape=\\(0, 5\\)\\)"),
+        (np.zeros((5, 0)), "Found array with 0 feature\\(s\\) \\(shape=\\(5, 0\\)\\)"),
+        (np.array([]), "Expected 2D array, got 1D array instead"),
+    ],
+)
+def test_bad_data(X, message):
+    with pytest.raises(ValueError, match=message):
+        BernoulliMixture(1).fit(X)
+
+
+@pytest.mark.parametrize(
+    "X", [np.array([[0, 0.5], [1, 0]]), np.array([[0, 2], [1, 0]]), np.array([[0, -1], [1, 0]])]
+)
+def test_without_binarize_x_must_be_binary(X):
+    with pytest.raises(ValueError, match="X must be binary: every entry 0 or 1"):
+        BernoulliMixture(1, binarize=None).fit(X)
+
+
+def test_unavailable_variant_is_refused_by_the_estimator(monkeypatch):
+    variant = Variant("numba_ndk", VARIANTS["matmul"].func, np.float64, "1", unavailable="gone")
+    monkeypatch.setitem(VARIANTS, "numba_ndk", variant)
+    with pytest.raises(ValueError, match="'numba_ndk' is unavailable: gone"):
+        BernoulliMixture(2, estep="numba_ndk").fit(X_OK)
+
+
+@pytest.mark.parametrize(
+    "method", ["predict", "predict_proba", "score_samples", "score", "bic", "aic"]
+)
+def test_scoring_before_fit_is_refused(method):
+    with pytest.raises(NotFittedError, match="not fitted yet; call fit"):
+        getattr(BernoulliMixture(2), method)(X_OK)
+
+
+def test_scoring_checks_the_data(fitted):
+    model, X = fitted
+    with pytest.raises(ValueError, match="X has 14 features, but BernoulliMixture is expecting 15"):
+        model.predict(X[:, :14])
+    with pytest.raises(ValueError, match="Expected 2D array, got 1D array"):
+        model.predict_proba(X[0])
+
+
+# ---------------------------------------------------------------------------------------
 # verbose progress
 
 LINE = re.compile(
@@ -348,15 +551,16 @@ def collapsed_start():
 
 def test_maximum_likelihood_keeps_a_collapsed_component(collapsed_start):
     X, pi, mu = collapsed_start
-    r = fit_em(X, pi, mu, VARIANTS["matmul_fused"], tol=1e-8, max_iter=50)
+    r = fit_em(DenseRows(X), pi, mu, VARIANTS["matmul_fused"], tol=1e-8, max_iter=50)
     assert degenerate_components(r.weights, len(X)).tolist() == [False, False, True]
     assert r.weights[2] == pytest.approx(1 / 300, rel=0.05)  # one image
 
 
 def test_reseeding_frees_a_collapsed_component_without_lowering_the_objective(collapsed_start):
     X, pi, mu = collapsed_start
-    plain = fit_em(X, pi, mu, VARIANTS["matmul_fused"], tol=1e-8, max_iter=50)
-    r = fit_em(X, pi, mu, VARIANTS["matmul_fused"], tol=1e-8, max_iter=50, reseed_degenerate=True)
+    rows, fused = DenseRows(X), VARIANTS["matmul_fused"]
+    plain = fit_em(rows, pi, mu, fused, tol=1e-8, max_iter=50)
+    r = fit_em(rows, pi, mu, fused, tol=1e-8, max_iter=50, reseed_degenerate=True)
     assert not degenerate_components(r.weights, len(X)).any()
     assert r.trace["reseeded"].sum() >= 1 and r.trace["reseeded"].iloc[1] == 1
     assert (np.diff(r.trace["objective"]) >= 0).all()
@@ -379,14 +583,15 @@ def test_a_reseed_that_would_lower_the_objective_is_refused(collapsed_start, mon
         proposals.append(out[2].nonzero()[0].tolist())
         return out
 
-    reseed = em._reseed
-    monkeypatch.setattr(em, "_reseed", spy)
+    reseed = engine.reseed
+    monkeypatch.setattr(engine, "reseed", spy)
     # the fit after convergence: two clusters merged, one collapsed component, nothing to gain
     two = X[:200]
     mu2 = np.clip(np.vstack([two[:100].mean(0), two[100:].mean(0), two[0]]), EPS, 1 - EPS)
     pi2 = np.array([0.5, 0.5 - 1 / 200, 1 / 200])
-    plain = fit_em(two, pi2, mu2, VARIANTS["matmul_fused"], tol=0, max_iter=5)
-    r = fit_em(two, pi2, mu2, VARIANTS["matmul_fused"], tol=0, max_iter=5, reseed_degenerate=True)
+    rows, fused = DenseRows(two), VARIANTS["matmul_fused"]
+    plain = fit_em(rows, pi2, mu2, fused, tol=0, max_iter=5)
+    r = fit_em(rows, pi2, mu2, fused, tol=0, max_iter=5, reseed_degenerate=True)
     assert r.trace["reseeded"].sum() == 0
     # proposed once, refused, and not proposed again
     assert proposals == [[2], [], [], [], []]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from bmm.em import BernoulliMixture
+from bmm import BernoulliMixture
 from bmm.metrics import cluster_labels, clustering_scores, evaluate, purity
 from bmm.report import figures
 

@@ -139,7 +139,7 @@ def test_traces_never_decrease(run):
     for v, K, d in fits(run):
         t = pd.read_parquet(d / "trace.parquet")
         assert list(t["iteration"]) == list(range(len(t)))
-        assert {"loglik", "objective", "estep_s", "mstep_s"} <= set(t.columns)
+        assert {"loglik", "objective", "pass_s", "update_s"} <= set(t.columns)
         ll = t["loglik"].to_numpy()
         assert np.all(np.diff(ll) >= -1e-6 * np.abs(ll[:-1])), (v, K, ll)
 
@@ -435,7 +435,7 @@ def test_the_article_config_fits_every_seed_from_kmeans_plus_plus(article_run):
             for seed in fit["seeds"]:
                 path = article_run.path(f"results/fits/{v}/K{K}/seed{seed}/params.parquet")
                 _, means[seed], meta = params_table.read_params(path)
-                assert meta["config"]["init"] == "kmeans++" and meta["config"]["seed"] == seed
+                assert meta["config"]["init"] == "k-means++" and meta["config"]["seed"] == seed
             assert not np.array_equal(means[0], means[1]), (v, K)
     path = article_run.path("results/fits/matmul_fused/K10/seed1/params.parquet")
     _, mu, meta = params_table.read_params(path)
@@ -448,10 +448,10 @@ def test_the_article_config_fits_every_seed_from_kmeans_plus_plus(article_run):
     assert not np.array_equal(random.means_, mu)
     for v in fit["variants"]:  # the shared-subset fits start from k-means++ too
         meta = io.read_metadata(article_run.path(f"results/agreement/{v}/params.parquet"))
-        assert meta["config"]["init"] == "kmeans++"
+        assert meta["config"]["init"] == "k-means++"
 
 
 def test_the_article_config_reports_and_reruns_nothing(article_run):
     html = unescape(article_run.path("results/report/report.html").read_text())
-    assert '"threshold": "article"' in html and '"init": "kmeans++"' in html
+    assert '"threshold": "article"' in html and '"init": "k-means++"' in html
     assert dry_run(article_run) == collections.Counter()

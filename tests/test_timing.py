@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bmm import bench, estep, timing
+from bmm import auto, bench, estep, timing
 
 
 @pytest.fixture(scope="module")
@@ -240,13 +240,20 @@ def test_bench_suite_reports_every_figure_as_json(capsys):
         "speedup_vs_article_k6",
         "peak_fraction_k3",
         "peak_fraction_k6",
+        "packed_over_bare_k3",
+        "packed_over_bare_k6",
         "em_iter_over_estep_k3",
+        "em_iter_over_estep_k6",
         "peak_rss_mib_k6",
+        "auto_over_fastest_k6",
         "loop_over_best_n300_k10",
         "simd_loop_over_blas_k3",
     }
     assert keys <= set(summary)
     assert all(math.isfinite(summary[k]) and summary[k] > 0 for k in keys)
+    assert math.isfinite(summary["rss_growth_mib_per_million_k6"])
+    assert summary["auto_choice_k3"] in auto.CANDIDATES
+    assert summary["auto_choice_k6"] in auto.CANDIDATES
     for K in ("3", "6"):
         point = out["points"][K]
         assert set(point) == {
@@ -256,8 +263,12 @@ def test_bench_suite_reports_every_figure_as_json(capsys):
             "X @ W (float64)",
         }
         assert summary[f"fastest_k{K}"] in bench.SUITE_VARIANTS
-    assert out["em_iteration"]["variant"] == summary["fastest_k3"]
-    assert out["peak_rss"]["K"] == 6
+    for K in ("3", "6"):  # the iteration of the fastest E-step's variant, past the start
+        iteration = out["em_iteration"][K]
+        assert iteration["variant"] in bench.SUITE_VARIANTS and iteration["fitted_after"] > 0
+        assert iteration["ratio"] == iteration["iteration_s"] / iteration["estep_s"]
+    assert out["peak_rss"]["K"] == 6 and out["peak_rss"]["N"] == 300
+    assert out["peak_rss_repeated"]["N"] == 300 * bench.REPEAT_FOR_GROWTH
     assert set(out["gemm_peak_gflops"]) == {"float32", "float64"}
 
 
@@ -266,7 +277,7 @@ def test_bench_suite_prints_a_table_with_the_targets(capsys):
     out = capsys.readouterr().out
     assert "| matmul_as_published" in out and "| packed_lut" in out
     assert "One EM iteration of" in out and "Peak resident memory" in out
-    assert "speedup_vs_article_k4" in out and ">= 20:" in out
+    assert "speedup_vs_article_k4" in out and ">= 25:" in out and "estep='auto' chose" in out
 
 
 def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):

@@ -8,8 +8,8 @@ import importlib.metadata
 import tomllib
 from pathlib import Path
 
-from .em import BernoulliMixture
 from .estep import VARIANTS
+from .estimator import BernoulliMixture
 
 __all__ = ["VARIANTS", "BernoulliMixture"]
 

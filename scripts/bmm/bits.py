@@ -1,10 +1,9 @@
 """Binary data kept as bits, and the two products EM needs, computed without unpacking them.
 
 A binarised MNIST image is 784 bits: 98 bytes packed, against 3136 bytes as float32 and 6272 as
-float64. MNIST's 60000 training images fit in 5.9 MB packed (a CPU's L3 cache holds that),
-where a float32 copy is 188 MB that every E-step streams from memory. :class:`BitMatrix` holds
-rows as ``numpy.packbits`` writes them (big bit order: feature 0 is the high bit of byte 0), the
-layout the pipeline's Parquet files store, so loading them converts nothing.
+float64. :class:`BitMatrix` holds rows as ``numpy.packbits`` writes them (big bit order: feature
+0 is the high bit of byte 0), the layout the pipeline's Parquet files store, so loading them
+converts nothing.
 
 EM needs two products with X, and both can work on *nibbles* (4 bits: 16 possible values)
 through small tables:
@@ -12,51 +11,57 @@ through small tables:
 - E-step, ``X @ W`` for the log-odds ``W`` (D×K). Nibble q of an image covers features
   4q..4q+3, and its value v says which of them are on, so their contribution is one table row,
   ``T[q, v] = Σ_{b: bit b of v is set} W[4q + b]``; all the tables together are
-  ``NIBBLES @ W`` (16×4 by 4×K for each q), 16·K numbers per 4 features, built in well under
-  a millisecond. A row of the product is then the sum of one table row per non-zero nibble:
-  45 of them an image in MNIST (a nibble of zeros adds nothing), where a dense product does
-  784 multiply-adds per component.
-- M-step, ``resp.T @ X`` (K×D), the transpose: sum the responsibility rows γ_n into a
-  histogram ``H[q, v]`` by each nibble's value, then expand, ``S[4q + b] = Σ_{v: bit b} H[q, v]``,
-  which is ``NIBBLES.T @ H``.
+  ``NIBBLES @ W`` (16×4 by 4×K for each q), 16·K numbers per 4 features. A row of the product
+  is then the sum of one table row per non-zero nibble: 45 of them an image in MNIST (a nibble
+  of zeros adds nothing), where a dense product does 784 multiply-adds per component.
+- M-step, ``resp.T @ X`` (K×D), the transpose: add each responsibility row γ_n into a
+  histogram row ``H[q, v]`` for each of its nibbles, then expand,
+  ``S[4q + b] = Σ_{v: bit b} H[q, v]``, which is ``NIBBLES.T @ H``.
 
-Testing each nibble for zero costs a mispredicted branch on a third of them, which would
-dominate; so the non-zero nibbles are listed once per data set in :class:`NibbleIndex` (two
-bytes each, 90 bytes an image: as compact as the packed bits) and the kernels run over the
-lists with no test at all. The E-step reads them row by row; the M-step reads them sorted by
-nibble within blocks of 1024 rows, so that each histogram row is summed in registers while the
-block's responsibilities stay in cache.
+Testing each nibble for zero costs a mispredicted branch on a third of them, so the non-zero
+nibbles are listed once per data set in :class:`NibbleIndex` (two bytes each: 90 bytes an
+MNIST image, as compact as the bits) and the kernels run over the lists with no test at all.
 
-Why nibbles rather than bytes: tables over bytes need 16× the memory (10 MB at K = 100, far
-beyond a core's L2 cache) and save few additions (34 non-zero bytes an image against 45
-nibbles). Both kernels are compiled by numba (``pip install 'bmm[numba]'``) and deterministic:
-every output element is summed by one thread in a fixed order, whatever the number of threads.
+One EM iteration is one pass over the rows (:func:`statistics`): a block of rows at a time,
+each row's table sums, normalised into γ_n while they are in registers, and each γ_n added
+into the histogram rows of the row's nibbles before the next block. The full N×K matrix γ is
+never built. After the first few iterations most entries of γ_n are exactly 0 (the other
+components' probabilities underflow), and only the non-zero ones are added.
+
+Why nibbles rather than bytes: tables over bytes need 16× the memory (far beyond a core's L2
+cache at K = 100) and save few additions (34 non-zero bytes an image against 45 nibbles).
+The kernels are compiled by numba (``pip install 'bmm[numba]'``) and deterministic: every
+output element is summed by one thread, in row order, whatever the number of threads.
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+
+from .rows import BLOCK_ROWS, Stats, stats_of
 
 try:
     import numba
 except ImportError:  # an optional extra; the variants that need it say so
     numba = None
 
+#: Rows the M-step lists by component in one go (one thread's share of a block).
+CHUNK_ROWS = 256
+
 #: NIBBLES[v, b] = bit b of the 4-bit value v, high bit first (the order of numpy.packbits).
 NIBBLES = ((np.arange(16)[:, None] >> (3 - np.arange(4))) & 1).astype(np.float64)
-
-#: Rows per block of the M-step (row offsets within a block are stored as uint16).
-BLOCK_ROWS = 1024
 
 
 class BitMatrix:
     """N binary rows of D features, stored 8 to a byte (``numpy.packbits``, big bit order).
 
     ``bits`` is an (N, ceil(D/8)) uint8 array whose padding bits are 0. Rows are selected like
-    an array's (``X[:1000]``, ``X[index_array]``), giving a BitMatrix.
+    an array's (``X[:1000]``, ``X[index_array]``), giving a BitMatrix; a slice of rows shares
+    its parent's index of non-zero nibbles. Implements :class:`bmm.rows.Rows`.
     """
 
     def __init__(self, bits: np.ndarray, n_features: int):
@@ -83,6 +88,8 @@ class BitMatrix:
         out = np.unpackbits(self.bits, axis=1, count=self.n_features)
         return out.astype(dtype, copy=False)
 
+    dense = unpack
+
     @property
     def shape(self) -> tuple[int, int]:
         return (self.bits.shape[0], self.n_features)
@@ -97,7 +104,12 @@ class BitMatrix:
     def __getitem__(self, rows) -> BitMatrix:
         if isinstance(rows, tuple | int | np.integer):
             raise IndexError("a BitMatrix selects whole rows: X[rows], not X[i] or X[i, j]")
-        return BitMatrix(self.bits[rows], self.n_features)
+        out = BitMatrix(self.bits[rows], self.n_features)
+        if isinstance(rows, slice) and "nibbles" in self.__dict__:
+            start, stop, step = rows.indices(len(self))
+            if step == 1:  # the parent's index covers these rows already
+                out.nibbles = self.nibbles.rows(start, max(start, stop))
+        return out
 
     def __repr__(self) -> str:
         return f"BitMatrix({len(self)} rows × {self.n_features} features, {self.nbytes} bytes)"
@@ -107,11 +119,26 @@ class BitMatrix:
         """The non-zero nibbles, listed once (built on first use, then kept)."""
         return NibbleIndex.of(self.bits)
 
+    def blocks(self, size: int = BLOCK_ROWS) -> Iterator[BitMatrix]:
+        for start in range(0, len(self), size):
+            yield self[start : start + size]
+
+    def summarize(self, variant, pi: np.ndarray, mu: np.ndarray) -> Stats:
+        """One pass of EM for the bit-packed E-step (``variant`` is ``packed_lut``): its
+        E-step fused with the M-step's sums, a block of rows at a time (:func:`statistics`)."""
+        if not variant.packed:
+            raise ValueError(f"a BitMatrix is summarised by packed_lut, not {variant.name}")
+        from .estep import log_odds
+
+        loglik, Nk, H = statistics(self, *log_odds(pi, mu))
+        expand = functools.partial(weighted_from_histograms, n=self.n_features)
+        return stats_of(loglik, Nk, H, expand)
+
     def column_sums(self) -> np.ndarray:
         """Ones in each column (int64), unpacking blocks of rows: no N×D array is built."""
         out = np.zeros(self.n_features, dtype=np.int64)
-        for start in range(0, len(self), 4096):
-            out += self[start : start + 4096].unpack().sum(axis=0, dtype=np.int64)
+        for block in self.blocks():
+            out += block.unpack().sum(axis=0, dtype=np.int64)
         return out
 
     def hamming(self, row: int) -> np.ndarray:
@@ -123,17 +150,12 @@ class BitMatrix:
 class NibbleIndex:
     """Where a BitMatrix's non-zero nibbles are. A nibble's *key* is ``16 q + v``: its position
     q (0 .. 2·bytes − 1) and value v (1 .. 15); key k is row k of the tables and histograms.
-
-    By row, for the E-step: row n's keys are ``keys[row_start[n] : row_start[n + 1]]``.
-    By block and key, for the M-step: the rows (offsets within block b) whose nibble is key k
-    are ``rows[block_start[b·n_keys + k] : block_start[b·n_keys + k + 1]]``, in row order.
+    Row n's keys, in increasing order, are ``keys[row_start[n] : row_start[n + 1]]``.
     """
 
     n_keys: int
-    row_start: np.ndarray
-    keys: np.ndarray
-    block_start: np.ndarray
-    rows: np.ndarray
+    row_start: np.ndarray  # (N + 1,) int64 offsets into keys (a slice of rows: a view)
+    keys: np.ndarray  # uint16 (int32 past 65536 keys)
 
     @classmethod
     def of(cls, bits: np.ndarray) -> NibbleIndex:
@@ -142,8 +164,15 @@ class NibbleIndex:
         n_keys = 32 * bits.shape[1]
         key_type = np.uint16 if n_keys <= 1 << 16 else np.int32
         row_start, keys = _list_by_row(bits, np.zeros(0, key_type))
-        block_start, rows = _list_by_block_and_key(bits, BLOCK_ROWS)
-        return cls(n_keys, row_start, keys, block_start, rows)
+        return cls(n_keys, row_start, keys)
+
+    def rows(self, start: int, stop: int) -> NibbleIndex:
+        """The index of rows start..stop − 1 (views of this one's arrays)."""
+        return NibbleIndex(self.n_keys, self.row_start[start : stop + 1], self.keys)
+
+    @property
+    def n_nibbles(self) -> int:
+        return int(self.row_start[-1] - self.row_start[0])
 
 
 def nibble_tables(W: np.ndarray, dtype=np.float32) -> np.ndarray:
@@ -160,83 +189,255 @@ def expand_histograms(H: np.ndarray, n_features: int) -> np.ndarray:
     return np.matmul(NIBBLES.T, H.reshape(-1, 16, K)).reshape(-1, K)[:n_features]
 
 
-def log_joint(
+def weighted_from_histograms(H: np.ndarray, n: int) -> np.ndarray:
+    """Σ_n γ_nk x_n (K×D) from the histograms H (keys × K) of a pass, for n features."""
+    return expand_histograms(H, n).T
+
+
+def e_step(
     X: BitMatrix, W: np.ndarray, c: np.ndarray, dtype=np.float32
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``c + X @ W`` (N×K) in ``dtype``, shifted by each row's maximum, and those maxima:
-    one table row added per non-zero nibble of each row.
+    """Responsibilities (N×K, ``dtype``) and log p(x) (float64) for the joint ``c + X @ W``: per
+    row, one table row added per non-zero nibble, then normalised while in registers.
 
-    Returning the rows shifted saves the E-step's normalisation a pass to find and subtract
-    the maxima. The sums start from 0 and ``c`` comes last, so they accumulate at the size
-    of ``X @ W`` (tens of nats), not at that of ``c`` (hundreds), and round 10× less in
-    float32.
+    The sums start from 0 and ``c`` comes last, so they accumulate at the size of ``X @ W``
+    (tens of nats), not at that of ``c`` (hundreds), and round 10× less in float32. In float32
+    the exponential is :func:`_exp32` (vectorisable; flushes below e^−87 to 0), in float64
+    numpy's.
     """
     N, K = len(X), W.shape[1]
-    out, top = np.empty((N, K), dtype=dtype), np.empty(N, dtype=dtype)
+    resp, loglik = np.empty((N, K), dtype=dtype), np.empty(N)
     index = X.nibbles
-    _sum_table_rows(index.row_start, index.keys, nibble_tables(W, dtype), c.astype(dtype), out, top)
-    return out, top
+    kernel = _e_rows32 if np.dtype(dtype) == np.float32 else _e_rows64
+    kernel(index.row_start, index.keys, nibble_tables(W, dtype), c.astype(dtype), resp, loglik)
+    return resp, loglik
 
 
 def weighted_sums(X: BitMatrix, resp: np.ndarray) -> np.ndarray:
-    """``resp.T @ X`` (K×D, float64): responsibilities summed by nibble, then expanded."""
+    """``resp.T @ X`` (K×D, float64): each responsibility row added into the histogram rows
+    of its nibbles (rows in order), then expanded."""
     index = X.nibbles
-    H = np.zeros((index.n_keys, resp.shape[1]))
-    _sum_rows_by_key(index.block_start, index.rows, np.ascontiguousarray(resp), H, BLOCK_ROWS)
-    return expand_histograms(H, X.n_features).T
+    resp = np.ascontiguousarray(resp)
+    H = np.zeros((resp.shape[1], index.n_keys))
+    _add_rows_by_key(index.row_start, index.keys, resp, H)
+    return expand_histograms(H.T, X.n_features).T
+
+
+def statistics(X: BitMatrix, W: np.ndarray, c: np.ndarray, block_rows: int = BLOCK_ROWS):
+    """One EM pass over X at the log-odds W (D×K) and constants c: the E-step, fused with the
+    sums the M-step needs, in float32 responsibilities and float64 sums.
+
+    Returns ``(loglik, Nk, H)``: log p(x) of every row (float64), N_k = Σ_n γ_nk and the
+    nibble histograms H (keys × K, float64; :func:`expand_histograms` gives Σ_n γ_nk x_n).
+    Each block of ``block_rows`` rows is summed from zero, and the blocks' sums are added in
+    order, so X's blocks passed one at a time (and their results added in order) give the
+    same sums, bit for bit.
+    """
+    N, K = len(X), W.shape[1]
+    index = X.nibbles
+    loglik, Nk, H = np.empty(N), np.zeros(K), np.zeros((K, index.n_keys))
+    rows = min(N, block_rows)
+    scratch = (
+        np.empty((rows, K), np.float32),  # γ of a block
+        np.empty((-(-rows // CHUNK_ROWS), K), np.int64),
+        np.empty(K + 1, np.int64),  # γ's non-zero entries by component: where each starts,
+        np.empty(rows * K, np.int32),  # their rows
+        np.empty(rows * K, np.float32),  # and values
+    )
+    table, c32 = nibble_tables(W, np.float32), c.astype(np.float32)
+    _fused_pass(index.row_start, index.keys, table, c32, block_rows, loglik, Nk, H, *scratch)
+    return loglik, Nk, H.T
 
 
 # ---------------------------------------------------------------------------------------
 # The compiled kernels (numba). Plain loops: numba turns each innermost loop over K into
 # vector instructions.
 
+#: 2^n for n = −126 .. 127 at index n + 127 (index 0: 0), for :func:`_exp32`.
+_POW2 = np.array([0.0] + [2.0**n for n in range(-126, 128)], np.float32)
 
-def _sum_table_rows(row_start, keys, table, c, out, top):  # pragma: no cover (compiled)
-    """out[n] = c + the sum of table[key] over the keys of row n, minus its maximum top[n].
 
-    Four table rows are added per pass over out[n] (the rest one by one): a quarter of the
-    loads and stores of out[n], which cost more than the additions (19 → 13 ms at K = 100).
-    """
-    N, K = out.shape
-    for n in numba.prange(N):
-        acc = out[n]
-        acc[:] = 0
-        start, end = row_start[n], row_start[n + 1]
-        fours = start + (end - start) // 4 * 4
-        for p in range(start, fours, 4):
-            t0, t1 = table[keys[p]], table[keys[p + 1]]
-            t2, t3 = table[keys[p + 2]], table[keys[p + 3]]
+def _exp32(x):  # pragma: no cover (compiled)
+    """e^x in float32 for x ≤ 0 (log-probabilities shifted by their maximum), within 1e-7
+    relative of the exact value (numpy's float32 exp: 2e-7), 0 below −87 (where float32
+    turns subnormal). Cephes' expf: x = n ln 2 + r, |r| ≤ ln 2 / 2, e^r by a polynomial, 2^n
+    from a table. Unlike a call to libm's expf, the compiler vectorises it."""
+    xc = max(x, np.float32(-87.0))
+    n = np.floor(xc * np.float32(1.4426950408889634) + np.float32(0.5))
+    r = xc - n * np.float32(0.693359375) - n * np.float32(-2.12194440e-4)
+    p = np.float32(1.9875691500e-4)
+    p = p * r + np.float32(1.3981999507e-3)
+    p = p * r + np.float32(8.3334519073e-3)
+    p = p * r + np.float32(4.1665795894e-2)
+    p = p * r + np.float32(1.6666665459e-1)
+    p = p * r + np.float32(5.0000001201e-1)
+    p = p * r * r + r + np.float32(1.0)
+    return p * _POW2[np.int32(n) + 127] if x >= np.float32(-87.0) else np.float32(0.0)
+
+
+def _table_sum(acc, keys, start, end, table):  # pragma: no cover (compiled)
+    """acc = Σ table[keys[p]] for p in start..end − 1. Four table rows are added per pass over
+    acc (the rest one by one): a quarter of the loads and stores of acc, which cost more than
+    the additions."""
+    K = acc.shape[0]
+    for k in range(K):
+        acc[k] = 0
+    fours = start + (end - start) // 4 * 4
+    for p in range(start, fours, 4):
+        t0, t1 = table[keys[p]], table[keys[p + 1]]
+        t2, t3 = table[keys[p + 2]], table[keys[p + 3]]
+        for k in range(K):
+            acc[k] += (t0[k] + t1[k]) + (t2[k] + t3[k])
+    for p in range(fours, end):
+        t0 = table[keys[p]]
+        for k in range(K):
+            acc[k] += t0[k]
+
+
+def _sum8(acc):  # pragma: no cover (compiled)
+    """Σ_k acc[k] in a fixed order that vectorises without reassociation: eight running sums
+    over k mod 8, then added pairwise (numba's acc.sum() adds one element after another)."""
+    K = acc.shape[0]
+    zero = acc[0] - acc[0]  # 0 in acc's precision (acc holds finite numbers)
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+    eights = K - K % 8
+    for k in range(0, eights, 8):
+        s0 += acc[k]
+        s1 += acc[k + 1]
+        s2 += acc[k + 2]
+        s3 += acc[k + 3]
+        s4 += acc[k + 4]
+        s5 += acc[k + 5]
+        s6 += acc[k + 6]
+        s7 += acc[k + 7]
+    for k in range(eights, K):
+        s0 += acc[k]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
+
+
+def _normalise32(acc, c):  # pragma: no cover (compiled)
+    """acc + c → responsibilities (in place), shifted by the maximum before the exponential;
+    returns log Σ_k e^(acc + c) in float64. No fast-math: the same row gives the same bits in
+    every kernel that calls this."""
+    K = acc.shape[0]
+    for k in range(K):
+        acc[k] += c[k]
+    top = acc.max()
+    for k in range(K):
+        acc[k] = _exp32(acc[k] - top)
+    total = _sum8(acc)
+    for k in range(K):
+        acc[k] /= total
+    return np.float64(top) + np.log(np.float64(total))
+
+
+def _normalise64(acc, c):  # pragma: no cover (compiled)
+    """As :func:`_normalise32` in float64, with numpy's exponential."""
+    K = acc.shape[0]
+    for k in range(K):
+        acc[k] += c[k]
+    top = acc.max()
+    for k in range(K):
+        acc[k] = np.exp(acc[k] - top)
+    total = _sum8(acc)
+    for k in range(K):
+        acc[k] /= total
+    return top + np.log(total)
+
+
+def _e_rows32(row_start, keys, table, c, resp, loglik):  # pragma: no cover (compiled)
+    for n in numba.prange(resp.shape[0]):
+        _table_sum(resp[n], keys, row_start[n], row_start[n + 1], table)
+        loglik[n] = _normalise32(resp[n], c)
+
+
+def _e_rows64(row_start, keys, table, c, resp, loglik):  # pragma: no cover (compiled)
+    for n in numba.prange(resp.shape[0]):
+        _table_sum(resp[n], keys, row_start[n], row_start[n + 1], table)
+        loglik[n] = _normalise64(resp[n], c)
+
+
+def _add_to_histograms(row_start, keys, first, comp_start, comp_rows, comp_vals, H):
+    """H[k, key] += the responsibility of component k for row first + i, for every key of that
+    row: component k's non-zero responsibilities are comp_vals[comp_start[k]:comp_start[k + 1]]
+    of rows comp_rows[...] (in order). Each component's histogram row (n_keys numbers: 25 kB
+    for MNIST) is summed from zero by one thread while it stays in that core's cache, then
+    added to H[k]."""
+    n_keys = H.shape[1]
+    for k in numba.prange(H.shape[0]):  # pragma: no cover (compiled)
+        # four accumulators, a row in four to each: consecutive rows share most keys, and with
+        # one accumulator each addition would wait for the previous row's store to the same key
+        acc = np.zeros((4, n_keys))
+        for e in range(comp_start[k], comp_start[k + 1]):
+            n, g = first + comp_rows[e], np.float64(comp_vals[e])
+            a = acc[e & 3]
+            for p in range(row_start[n], row_start[n + 1]):
+                a[keys[p]] += g
+        h = H[k]
+        for key in range(n_keys):
+            h[key] += (acc[0, key] + acc[1, key]) + (acc[2, key] + acc[3, key])
+
+
+def _by_component(resp, chunk_rows, counts, comp_start, comp_rows, comp_vals):
+    """The non-zero entries of resp (rows × K) listed by component, rows in order: component
+    k's are comp_vals[comp_start[k] : comp_start[k + 1]], from rows comp_rows[...]. Chunks of
+    chunk_rows rows are listed in parallel; counts (chunks × K) is scratch."""
+    rows, K = resp.shape
+    n_chunks = -(-rows // chunk_rows)
+    for c in numba.prange(n_chunks):  # pragma: no cover (compiled)
+        for k in range(K):
+            counts[c, k] = 0
+        for i in range(c * chunk_rows, min(rows, (c + 1) * chunk_rows)):
             for k in range(K):
-                acc[k] += (t0[k] + t1[k]) + (t2[k] + t3[k])
-        for p in range(fours, end):
-            t0 = table[keys[p]]
+                if resp[i, k] != 0:
+                    counts[c, k] += 1
+    total = 0
+    for k in range(K):  # chunk c's entries of component k start at counts[c, k]
+        comp_start[k] = total
+        for c in range(n_chunks):
+            here = counts[c, k]
+            counts[c, k] = total
+            total += here
+    comp_start[K] = total
+    for c in numba.prange(n_chunks):  # pragma: no cover (compiled)
+        for i in range(c * chunk_rows, min(rows, (c + 1) * chunk_rows)):
             for k in range(K):
-                acc[k] += t0[k]
-        acc += c
-        top[n] = acc.max()
-        acc -= top[n]
+                if resp[i, k] != 0:
+                    comp_rows[counts[c, k]] = i
+                    comp_vals[counts[c, k]] = resp[i, k]
+                    counts[c, k] += 1
 
 
-def _sum_rows_by_key(block_start, rows, resp, H, block_rows):  # pragma: no cover (compiled)
-    """H[key] += resp[n] for every row n whose nibble is key, one block of rows at a time
-    (four rows a pass over H[key], as in _sum_table_rows, added in float64 as H is: 28 → 15 ms
-    at K = 100)."""
+def _add_rows_by_key(row_start, keys, resp, H):  # pragma: no cover (compiled)
+    """H[k, key] += resp[n, k] for every key of row n: the two-pass M-step's sums."""
     N, K = resp.shape
-    n_keys = H.shape[0]
-    for b in range(-(-N // block_rows)):
-        r = resp[b * block_rows : (b + 1) * block_rows]
-        for key in numba.prange(n_keys):
-            acc = H[key]
-            start, end = block_start[b * n_keys + key], block_start[b * n_keys + key + 1]
-            fours = start + (end - start) // 4 * 4
-            for p in range(start, fours, 4):
-                r0, r1, r2, r3 = r[rows[p]], r[rows[p + 1]], r[rows[p + 2]], r[rows[p + 3]]
-                for k in range(K):
-                    acc[k] += (np.float64(r0[k]) + r1[k]) + (np.float64(r2[k]) + r3[k])
-            for p in range(fours, end):
-                r0 = r[rows[p]]
-                for k in range(K):
-                    acc[k] += r0[k]
+    counts = np.empty((-(-N // CHUNK_ROWS), K), np.int64)
+    comp_start = np.empty(K + 1, np.int64)
+    comp_rows, comp_vals = np.empty(N * K, np.int32), np.empty(N * K, resp.dtype)
+    _by_component(resp, CHUNK_ROWS, counts, comp_start, comp_rows, comp_vals)
+    _add_to_histograms(row_start, keys, 0, comp_start, comp_rows, comp_vals, H)
+
+
+def _fused_pass(
+    row_start, keys, table, c, block_rows, loglik, Nk, H, gamma, counts, comp_start, rows, vals
+):  # pragma: no cover (compiled)
+    """One EM pass (see :func:`statistics`): per block, E-step rows in parallel, then the
+    block's sums from zero, components in parallel, added to the totals."""
+    N, K = loglik.shape[0], table.shape[1]
+    for first in range(0, N, block_rows):
+        n_rows = min(block_rows, N - first)
+        for i in numba.prange(n_rows):
+            n = first + i
+            _table_sum(gamma[i], keys, row_start[n], row_start[n + 1], table)
+            loglik[n] = _normalise32(gamma[i], c)
+        block = gamma[:n_rows]
+        _by_component(block, CHUNK_ROWS, counts, comp_start, rows, vals)
+        for k in numba.prange(K):
+            total = 0.0
+            for e in range(comp_start[k], comp_start[k + 1]):
+                total += vals[e]
+            Nk[k] += total
+        _add_to_histograms(row_start, keys, first, comp_start, rows, vals, H)
 
 
 def _list_by_row(bits, key_type):  # pragma: no cover (compiled)
@@ -262,35 +463,18 @@ def _list_by_row(bits, key_type):  # pragma: no cover (compiled)
     return row_start, keys
 
 
-def _list_by_block_and_key(bits, block_rows):  # pragma: no cover (compiled)
-    """(block_start, rows) of NibbleIndex: a counting sort by (block, key), stable in rows."""
-    N, n_bytes = bits.shape
-    n_keys = 32 * n_bytes
-    counts = np.zeros(-(-N // block_rows) * n_keys + 1, np.int64)
-    for n in range(N):
-        base = (n // block_rows) * n_keys + 1
-        for j in range(n_bytes):
-            high, low = bits[n, j] >> 4, bits[n, j] & 15
-            if high:
-                counts[base + 32 * j + high] += 1
-            if low:
-                counts[base + 32 * j + 16 + low] += 1
-    block_start = np.cumsum(counts)
-    fill = block_start[:-1].copy()
-    rows = np.empty(block_start[-1], np.uint16)
-    for n in range(N):
-        base = (n // block_rows) * n_keys
-        for j in range(n_bytes):
-            high, low = bits[n, j] >> 4, bits[n, j] & 15
-            for key in (32 * j + high, 32 * j + 16 + low):
-                if key % 16:
-                    rows[fill[base + key]] = n % block_rows
-                    fill[base + key] += 1
-    return block_start, rows
-
-
 if numba is not None:
-    _sum_table_rows = numba.njit(parallel=True, cache=True)(_sum_table_rows)
-    _sum_rows_by_key = numba.njit(parallel=True, cache=True)(_sum_rows_by_key)
+    _inline = numba.njit(inline="always", cache=True)
+    _exp32 = _inline(_exp32)
+    _table_sum = _inline(_table_sum)
+    _sum8 = _inline(_sum8)
+    _normalise32 = _inline(_normalise32)
+    _normalise64 = _inline(_normalise64)
+    _parallel = numba.njit(parallel=True, cache=True)
+    _e_rows32 = _parallel(_e_rows32)
+    _e_rows64 = _parallel(_e_rows64)
+    _add_to_histograms = _parallel(_add_to_histograms)
+    _by_component = _parallel(_by_component)
+    _add_rows_by_key = numba.njit(cache=True)(_add_rows_by_key)
+    _fused_pass = _parallel(_fused_pass)
     _list_by_row = numba.njit(cache=True)(_list_by_row)
-    _list_by_block_and_key = numba.njit(cache=True)(_list_by_block_and_key)

@@ -44,6 +44,7 @@ import numpy as np
 
 from . import bits
 from .bits import BitMatrix
+from .rows import DenseRows, Rows
 
 try:
     import numba
@@ -75,6 +76,11 @@ class Variant:
                 f"E-step variant {self.name!r} is unavailable: {self.unavailable}"
             )
         return self.func(X, pi, mu)
+
+    def rows(self, X) -> Rows:
+        """Binary X (as for :meth:`prepare`) as the rows EM's engine reads, in this form."""
+        X = self.prepare(X)
+        return X if isinstance(X, BitMatrix) else DenseRows(X)
 
     def prepare(self, X):
         """Binary X (bool or 0/1 numbers, N×D, or a BitMatrix) in the form this variant reads."""
@@ -119,23 +125,27 @@ def _logs(pi, mu):
     return log_pi, np.log(mu), np.log1p(-mu)
 
 
-def _normalise(log_p, top=None, compiled=False):
+def log_odds(pi, mu):
+    """(W, c): the log-odds W = log μ − log(1 − μ) (D×K) and c = Σ_d log(1 − μ) + log π (K),
+    so that log p(x, k) = x · W[:, k] + c[k] (see matmul_fused)."""
+    log_pi, log_mu, log_1mu = _logs(pi, mu)
+    return (log_mu - log_1mu).T, log_1mu.sum(axis=1) + log_pi
+
+
+def _normalise(log_p, compiled=False):
     """Responsibilities (in log_p's dtype, in place) and float64 log-likelihood from the joint
-    log p(x_n, k), stable: shifted by the row maximum before exp. ``top``: the row maxima,
-    when log_p comes already shifted by them.
+    log p(x_n, k), stable: shifted by the row maximum before exp.
 
     numpy's exp is vectorised (SIMD) but runs on one core, and its reductions along a short
     row are slow. ``compiled=True`` finds the maxima and divides by the sums in parallel
-    numba kernels instead (7.5 → 5.5 ms at N = 60000, K = 100). Only the variants that run
-    in numba's threads anyway ask for it: after a parallel region numba's OpenMP threads
-    spin for a while, and an OpenBLAS product started then waits for a core (a 0.2 ms
-    product took 8 ms here), so the BLAS variants keep numpy's.
+    numba kernels instead. Only the variants that run in numba's threads anyway ask for it:
+    after a parallel region numba's OpenMP threads spin for a while, and an OpenBLAS product
+    started then waits for a core, so the BLAS variants keep numpy's.
     """
     shift_rows, rescale_rows = (
         _compiled_rows if compiled and numba else (_shift_rows, _rescale_rows)
     )
-    if top is None:
-        top = shift_rows(log_p)
+    top = shift_rows(log_p)
     np.exp(log_p, out=log_p)
     return log_p, rescale_rows(log_p, top)
 
@@ -357,16 +367,15 @@ def numba_simd(X, pi, mu):
 
 # X is binary, so it need not be floats at all: kept as bits (98 bytes a MNIST image instead
 # of 3136 in float32), the product X @ W is a sum of lookup-table rows, one per non-zero
-# nibble (4 pixels) of each image; bmm.bits explains how. The E-step then reads 30× less
-# memory than matmul_fused_f32 and adds 45 table rows an image instead of multiplying 784.
-# ``dtype`` is the precision of the tables and of γ: float32 as a variant, float64 in scoring.
+# nibble (4 pixels) of each image, each row normalised while it is in registers; bmm.bits
+# explains how. The E-step then reads 30× less memory than matmul_fused_f32 and adds 45 table
+# rows an image instead of multiplying 784. ``dtype`` is the precision of the tables and of γ:
+# float32 as a variant, float64 in scoring.
 
 
 @_register("packed_lut", dtype=np.float32, attempt="beyond", packed=True, unavailable=NO_NUMBA)
 def packed_lut(X, pi, mu, dtype=np.float32):
-    log_pi, log_mu, log_1mu = _logs(pi, mu)
-    W, c = (log_mu - log_1mu).T, log_1mu.sum(axis=1) + log_pi
-    return _normalise(*bits.log_joint(X, W, c, dtype), compiled=True)
+    return bits.e_step(X, *log_odds(pi, mu), dtype)
 
 
 # ---------------------------------------------------------------------------------------
@@ -377,13 +386,20 @@ def packed_lut(X, pi, mu, dtype=np.float32):
 def scoring(X, pi, mu):
     """Responsibilities and log p(x) in float64, stable, for X dense or packed.
 
-    Dense X: ``matmul_fused``. Packed X (with numba): the same sums through float64 lookup
-    tables, exact to rounding like ``matmul_fused`` (they agree to 1e-12), without the
-    N×D float64 copy of X that ``matmul_fused`` would need (376 MB for MNIST's training set).
+    Dense X: ``matmul_fused``, a block of rows at a time (so no N×D float64 copy of X is
+    made). Packed X (with numba): the same sums through float64 lookup tables, exact to
+    rounding like ``matmul_fused`` (they agree to 1e-12).
     """
     if isinstance(X, BitMatrix) and not VARIANTS["packed_lut"].unavailable:
         return packed_lut(X, pi, mu, dtype=np.float64)
-    return matmul_fused(VARIANTS["matmul_fused"].prepare(X), pi, mu)
+    rows = X if isinstance(X, BitMatrix) else DenseRows(X)
+    resp, loglik = np.empty((len(rows), len(pi))), np.empty(len(rows))
+    start = 0
+    for block in rows.blocks():
+        end = start + len(block)
+        resp[start:end], loglik[start:end] = matmul_fused(block.dense(np.float64), pi, mu)
+        start = end
+    return resp, loglik
 
 
 # ---------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from . import mnist
-from .em import BernoulliMixture
+from .estimator import BernoulliMixture
 from .metrics import evaluate
 
 FIT_KEYS = (

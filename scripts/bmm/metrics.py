@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
-from .em import bic, degenerate_components
+from .engine import bic, degenerate_components
 from .estep import scoring
 
 
@@ -44,7 +44,7 @@ def evaluate(model, X_train, y_train, X_test, y_test) -> dict[str, float]:
 
     Also counts the components that are empty (π_k = 0) and degenerate (N·π_k < 2 for the
     N training images: collapsed onto one image, or empty; see
-    :func:`bmm.em.degenerate_components`).
+    :func:`bmm.engine.degenerate_components`).
     """
     out = {}
     for split, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):

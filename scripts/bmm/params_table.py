@@ -3,7 +3,7 @@
 One row per component: ``component``, ``weight`` (π_k), ``mean`` (μ_k, D floats); the
 metadata's ``config`` holds the fit's settings and ``fit`` how it went (converged, n_iter,
 lower_bound, n_samples: the images fitted). The fit's trace (one row per E-step:
-``iteration``, ``loglik`` and ``objective`` per image, ``estep_s``, ``mstep_s``,
+``iteration``, ``loglik`` and ``objective`` per image, ``pass_s``, ``update_s``,
 ``reseeded``) is written beside it by scripts/fit.py.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from . import io
-from .em import BernoulliMixture
+from .estimator import BernoulliMixture
 from .fit_job import estimator_params
 
 

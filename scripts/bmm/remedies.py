@@ -31,7 +31,8 @@ import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
 from . import mnist
-from .em import BernoulliMixture, degenerate_components
+from .engine import degenerate_components
+from .estimator import BernoulliMixture
 from .metrics import purity
 
 COLUMNS = [
@@ -161,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
         "--mu-prior", type=float, nargs="+", default=[1.01, 1.1, 2.0], help="Beta(a, a) to try"
     )
     p.add_argument("--estep", default="matmul_fused_f32")
-    p.add_argument("--init", default="random", choices=["random", "kmeans++"])
+    p.add_argument("--init", default="random", choices=["random", "k-means++"])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-iter", type=int, default=100)
     p.add_argument("--tol", type=float, default=1e-3)
