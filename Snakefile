@@ -2,9 +2,19 @@
 # way to array code, and what do the fitted clusters look like?  Read top-down:
 # config -> data -> fits -> timings -> report.  See README.md.
 
+import tomllib
+from pathlib import Path
+
+from packaging.requirements import Requirement
 from snakemake.utils import min_version
 
-min_version("9.0")
+# The oldest Snakemake the workflow runs on is written once, in pyproject.toml's dependencies.
+with open(Path(workflow.basedir) / "pyproject.toml", "rb") as f:
+    requirements = map(Requirement, tomllib.load(f)["project"]["dependencies"])
+snakemake_requirement = next(r for r in requirements if r.name == "snakemake")
+min_version(
+    next(s.version for s in snakemake_requirement.specifier if s.operator == ">=")
+)
 
 
 configfile: "config/config.yaml"

@@ -9,7 +9,10 @@ Use them by name in any test under tests/:
 - ``http_mirror(directory, mode="ok") -> url`` serves ``directory`` over HTTP on
   127.0.0.1; the returned URL (a ``str``) also has ``.requests``, the paths requested.
 - ``closed_port_url``: an http:// URL where nothing listens (a mirror that is down).
-- ``real_mnist_dir``: the real MNIST files (BMM_MNIST_DIR or ../shared/data/mnist), or skip.
+- ``real_mnist_dir``: the real MNIST files (BMM_MNIST_DIR or ../shared/data/mnist), or skip
+  (``require("data", ...)``: a failure under BMM_REQUIRE_DATA=1 or BMM_REQUIRE_ALL=1).
+- ``require(what, reason)``: skip a test that needs what this machine lacks, or fail it where
+  ``BMM_REQUIRE_<WHAT>=1`` or ``BMM_REQUIRE_ALL=1`` (CI) says it must not be missing.
 - ``synthetic_run`` / ``mnist_run`` (session): the whole pipeline, run once on the small test
   config with the synthetic or the real MNIST served by a local mirror (``Run``); the second
   skips when the real MNIST is absent. ``run`` (module) is each of them in turn.
@@ -26,6 +29,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import pytest
@@ -49,6 +53,40 @@ settings.register_profile("ci", derandomize=True, database=None, print_blob=True
 settings.register_profile("explore", print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 MIRROR_MODES = ("ok", "404", "500", "corrupt", "truncate", "hang", "nolength")
+
+
+# ---------------------------------------------------------------------------------------
+# Tests that need something a machine may lack: skipped here, failed in CI
+
+#: What a test may need and lack, as require()'s first argument; BMM_REQUIRE_<WHAT>=1 (say
+#: BMM_REQUIRE_SLURM=1), or BMM_REQUIRE_ALL=1 for all of them (.ci/run sets it), turns the
+#: skip into a failure: where the README promises it, a missing piece must not pass quietly.
+REQUIREMENTS = {
+    "data": "the real data sets (../shared/data/mnist or $BMM_MNIST_DIR)",
+    "slurm": "a Slurm cluster and the executor plugin (.ci/slurm-up.sh starts one)",
+    "browser": "Chromium and chromedriver (Debian: chromium chromium-driver)",
+    "setpriv": "as root, setpriv able to drop CAP_DAC_OVERRIDE (read-only files)",
+    "numba": "numba, for the compiled and bit-packed variants (the numba extra)",
+    "cores": "two CPU cores (one thread against two)",
+    "dask": "dask and distributed, for fits on a dask cluster (the dask extra)",
+}
+
+
+def required(what: str) -> bool:
+    """Whether a missing ``what`` fails the test instead of skipping it."""
+    if what not in REQUIREMENTS:
+        raise ValueError(f"unknown requirement {what!r}; one of {', '.join(REQUIREMENTS)}")
+    flags = (f"BMM_REQUIRE_{what.upper()}", "BMM_REQUIRE_ALL")
+    return any(os.environ.get(flag) == "1" for flag in flags)
+
+
+def require(what: str, reason: str) -> NoReturn:
+    """Skip the test because ``what`` is missing (``reason`` says how), or fail it when
+    :func:`required` says a missing ``what`` is an error here."""
+    if required(what):
+        flag = f"BMM_REQUIRE_{what.upper()}"
+        pytest.fail(f"{reason}; {flag}=1 or BMM_REQUIRE_ALL=1 forbids skipping", pytrace=False)
+    pytest.skip(reason)
 
 
 def sample_bmm(rng: np.random.Generator, N: int, pi, mu) -> tuple[np.ndarray, np.ndarray]:
@@ -177,7 +215,7 @@ class MirrorServer:
     def __enter__(self) -> ServedMirror:
         return self.url
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, *_exc: object) -> None:
         self.close()
 
 
@@ -223,8 +261,9 @@ def real_mnist_dir() -> Path:
     """The real MNIST files: $BMM_MNIST_DIR, else ../shared/data/mnist next to the repo."""
     directory, missing = find_real_mnist()
     if missing:
-        pytest.skip(
-            f"real MNIST not found: {directory} lacks {', '.join(missing)} (set BMM_MNIST_DIR)"
+        require(
+            "data",
+            f"real MNIST not found: {directory} lacks {', '.join(missing)} (set BMM_MNIST_DIR)",
         )
     return directory
 
@@ -232,7 +271,7 @@ def real_mnist_dir() -> Path:
 # ---------------------------------------------------------------------------------------
 # Running the pipeline in a scratch directory
 
-WORKFLOW_PARTS = ("Snakefile", "workflow", "scripts", "config", "tests/config")
+WORKFLOW_PARTS = ("Snakefile", "pyproject.toml", "workflow", "scripts", "config", "tests/config")
 
 
 def copy_workflow(dest: Path) -> Path:
@@ -366,7 +405,7 @@ def mnist_run(tmp_path_factory) -> Run:
     """The pipeline run once per session on the real MNIST, or skip when it is absent."""
     directory, missing = find_real_mnist()
     if missing:
-        pytest.skip(f"real MNIST not found in {directory} (set BMM_MNIST_DIR)")
+        require("data", f"real MNIST not found in {directory} (set BMM_MNIST_DIR)")
     overlay = REPO / "tests/config/mnist.yaml"  # a few thousand images: scores that mean something
     return start_run(tmp_path_factory, "mnist", directory, dict(SHA256), (overlay,))
 
@@ -466,8 +505,10 @@ def unprivileged() -> list[str]:
         return []
     prefix = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
     if shutil.which("setpriv") is None:
-        pytest.skip("running as root without setpriv (util-linux): cannot make a file read-only")
+        require(
+            "setpriv", "running as root without setpriv (util-linux): cannot make a file read-only"
+        )
     probe = subprocess.run([*prefix, "true"], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
-        pytest.skip(f"setpriv cannot drop CAP_DAC_OVERRIDE here: {probe.stderr.strip()}")
+        require("setpriv", f"setpriv cannot drop CAP_DAC_OVERRIDE here: {probe.stderr.strip()}")
     return prefix

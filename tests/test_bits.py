@@ -15,12 +15,17 @@ import textwrap
 
 import numpy as np
 import pytest
+from conftest import require
 
 from bmm import BernoulliMixture, bits, engine
 from bmm.bits import BitMatrix
 from bmm.rows import DenseRows
 
-pytestmark = pytest.mark.skipif(bits.numba is None, reason="the kernels need numba")
+
+@pytest.fixture(autouse=True)
+def _numba():
+    if bits.numba is None:
+        require("numba", "the kernels need numba")
 
 
 def random_binary(seed, N, D, density=0.3):
@@ -233,7 +238,6 @@ def test_a_fit_from_bits_is_the_fit_from_the_dense_array(estep):
 
 
 pytestmark = [
-    pytestmark,
     pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning"),
 ]
 

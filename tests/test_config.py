@@ -130,7 +130,7 @@ def test_every_problem_is_reported_at_once():
 
 def test_K_larger_than_a_variants_training_size_is_rejected_with_the_key_to_change():
     message = error_of(with_("fit.K", [10, 500]))
-    assert "K=500" in message
+    assert "K=500 is larger than the 100 training images 'loops_ndk' fits on" in message
     assert "fit.caps.loops_ndk.n_train" in message
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import sample_bmm
+from scipy.special import logsumexp
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import GridSearchCV, KFold
@@ -96,8 +97,7 @@ def test_clone_copies_every_parameter_and_no_fitted_state(planted):
     model = BernoulliMixture(
         4, estep="matmul_fused_f32", mu_prior=1.5, reseed_degenerate=True, random_state=3
     ).fit(X)
-    copy = clone(model)
-    assert copy.get_params() == model.get_params()
+    copy = clone(model)  # clone raises if the copy's get_params() differ from the model's
     assert not hasattr(copy, "means_")
     with pytest.raises(NotFittedError):
         check_is_fitted(copy)
@@ -129,10 +129,9 @@ def test_grid_search_picks_n_components_by_held_out_log_likelihood(planted):
     assert search.best_estimator_.n_components == 4
 
 
-def test_grid_search_of_the_issue_runs(planted):
+def test_the_readmes_grid_search_runs(planted):
     X, _, _ = planted
-    search = GridSearchCV(BernoulliMixture(), {"n_components": [5, 10]}).fit(X)
-    assert search.best_params_["n_components"] in (5, 10)
+    search = GridSearchCV(BernoulliMixture(random_state=0), {"n_components": [5, 10]}).fit(X)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
 
 
@@ -313,8 +312,7 @@ def test_fitted_attributes(fitted):
     assert len(trace) == model.n_iter_ + 1
     assert list(trace["iteration"]) == list(range(model.n_iter_ + 1))
     assert np.isnan(trace["update_s"].iloc[0])  # row 0 is the start: no M-step before it
-    assert (trace["update_s"].iloc[1:] >= 0).all() and (trace["pass_s"] >= 0).all()
-    assert model.lower_bound_ == trace["objective"].iloc[-1]
+    assert trace["update_s"].iloc[1:].notna().all() and trace["pass_s"].notna().all()
     assert model.score(X) == pytest.approx(model.lower_bound_, rel=1e-12)
 
 
@@ -327,7 +325,11 @@ def test_scoring_shapes_and_consistency(fitted):
     np.testing.assert_array_equal(model.predict(X), proba.argmax(axis=1))
     np.testing.assert_array_equal(model.fit_predict(X), model.predict(X))
     samples = model.score_samples(X)
-    assert samples.shape == (N,) and (samples < 0).all()
+    # log p(x) = log Σ_k π_k Π_d μ_kd^x_d (1 − μ_kd)^(1 − x_d), written out here
+    Xf, mu = X.astype(np.float64), model.means_
+    joint = Xf @ np.log(mu).T + (1 - Xf) @ np.log1p(-mu).T + np.log(model.weights_)
+    assert samples.shape == (N,)
+    np.testing.assert_allclose(samples, logsumexp(joint, axis=1), rtol=1e-12)
     assert model.score(X) == pytest.approx(samples.mean(), rel=1e-15)
     p = K * 15 + K - 1
     assert model.n_parameters() == p
@@ -619,8 +621,18 @@ def test_remedies_cli_prints_a_markdown_table(synthetic_mnist, capsys):
     assert [line.split(" | ")[1] for line in out[2:]] == ["ml", "beta(2)", "reseed"] * 2
     assert list(table["remedy"]) == ["ml", "beta(2)", "reseed"] * 2
     assert (table["objective_drops"] == 0).all()
-    assert table["test_purity"].between(0.1, 1).all()
-    assert (table["train_loglik"] < 0).all() and (table["test_loglik"] < 0).all()
+    # the printed table is the returned one, each figure to the digits it prints
+    labels = out[0].strip("| ").split(" | ")
+    rows = table.sort_values("K", kind="stable").iterrows()
+    for line, (_, row) in zip(out[2:], rows, strict=True):
+        cells = dict(zip(labels, line.strip("| ").split(" | "), strict=True))
+        assert int(cells["K"]) == row["K"] and int(cells["iterations"]) == row["n_iter"], line
+        for label, key, digits in (
+            ("train log-lik/image", "train_loglik", 3),
+            ("test log-lik/image", "test_loglik", 3),
+            ("test purity", "test_purity", 4),
+        ):
+            assert float(cells[label]) == pytest.approx(row[key], abs=0.51 * 10**-digits), line
 
 
 # ---------------------------------------------------------------------------------------

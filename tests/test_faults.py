@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import (
     Run,
@@ -184,6 +185,8 @@ def test_a_run_killed_while_a_fit_iterates_completes_on_rerun(
         # --summary still calls such files "ok" (it does not read the incomplete markers), so
         # they are not counted as finished here; Snakemake's own list names them.
         assert "--unlock" not in asked
+        first = (tmp_path / "first.out").read_text()
+        assert "Terminating processes on user request, this might take some time." in first
     else:  # SIGKILL leaves Snakemake no time to release its lock
         assert "--unlock" in asked
 
@@ -326,6 +329,7 @@ def test_a_truncated_table_stops_the_next_rule_with_one_line_naming_it(
     line naming the file and saying to delete it and rerun; doing so completes the run."""
     run = new_run(tmp_path / "work", synthetic_mnist.dir, synthetic_mnist.sha256)
     run.snakemake(table)
+    before = pd.read_parquet(run.path(table))
     data = run.path(table).read_bytes()
     run.path(table).write_bytes(data[: len(data) // 2])
     proc = run.snakemake(target, check=False)
@@ -344,7 +348,7 @@ def test_a_truncated_table_stops_the_next_rule_with_one_line_naming_it(
     # following the advice
     run.path(table).unlink()
     run.snakemake(target)
-    assert io.read_parquet(run.path(target)) is not None
+    pd.testing.assert_frame_equal(pd.read_parquet(run.path(table)), before)  # "rebuilds it"
 
 
 # ---------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pooch
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from conftest import require
 
 from bmm import mnist
 from bmm.io import CorruptFileError, write_parquet
@@ -221,6 +222,8 @@ def test_all_mirrors_fail(fetch, synthetic_mnist, http_mirror, closed_port_url, 
         fetch(mirrors, retries=2, timeout=0.5)
     message = str(info.value)
     lines = message.splitlines()
+    sha256 = synthetic_mnist.sha256[NAME]
+    assert lines[0] == f"could not download {NAME} (sha256 {sha256}) from any mirror:"
     for mirror, reason in zip(
         mirrors,
         [
@@ -521,9 +524,12 @@ def test_stratified_subset_all_and_invalid():
 @pytest.mark.mnist
 def test_real_mnist_over_http(real_mnist_dir, http_mirror, tmp_path):
     url = http_mirror(real_mnist_dir)
-    for name in FILES.values():
-        assert download(name, tmp_path / name, [url], SHA256[name], backoff=0, log=lambda _: None)
-        assert hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() == SHA256[name]
+    for name in FILES.values():  # each served over HTTP by this mirror, in one request
+        assert (
+            download(name, tmp_path / name, [url], SHA256[name], backoff=0, log=lambda _: None)
+            == url
+        )
+    assert url.requests == [f"/{name}" for name in FILES.values()]
     expected = {
         "train": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
         "test": [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
@@ -541,7 +547,7 @@ def test_real_mnist_over_http(real_mnist_dir, http_mirror, tmp_path):
 @pytest.mark.mnist
 def test_sha256_table_matches_shared_sums(real_mnist_dir):
     if not (real_mnist_dir / "SHA256SUMS").is_file():
-        pytest.skip(f"no SHA256SUMS in {real_mnist_dir}")
+        require("data", f"no SHA256SUMS in {real_mnist_dir}")
     sums = (real_mnist_dir / "SHA256SUMS").read_text().split()
     assert dict(zip(sums[1::2], sums[::2], strict=True)) == SHA256
     assert set(SHA256) == set(FILES.values())

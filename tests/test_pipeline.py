@@ -142,7 +142,6 @@ def test_traces_never_decrease(run):
         assert {"loglik", "objective", "pass_s", "update_s"} <= set(t.columns)
         ll = t["loglik"].to_numpy()
         assert np.all(np.diff(ll) >= -1e-6 * np.abs(ll[:-1])), (v, K, ll)
-        assert (t["pass_s"] > 0).all()
 
 
 # The clustering scores of the fits on every training image at K = 10 must reach these (on
@@ -161,7 +160,7 @@ def test_metrics_table_has_one_row_per_fit(run):
     m = pd.read_parquet(run.path("results/tables/metrics.parquet"))
     assert len(m) == len(FIT_VARIANTS) * len(run.config["fit"]["K"])
     assert set(m["variant"]) == set(FIT_VARIANTS)
-    assert m["test_loglik"].lt(0).all() and np.isfinite(m["bic"]).all()
+    assert np.isfinite(m["test_loglik"]).all() and np.isfinite(m["bic"]).all()
     n_train = len(mnist.load_binarized(run.path("results/data/train.parquet"), np.uint8)[1])
     full = m[(m["n_train"] == n_train) & (m["K"] == 10)]
     assert set(full["variant"]) == {  # every variant whose cap takes every image
@@ -197,7 +196,7 @@ def test_timings_cover_the_grid(run):
     points = t.groupby(["variant", "N", "K"]).size()
     assert len(points) == len(variants) * len(SMALL["timing"]["N"]) * len(SMALL["timing"]["K"])
     ok = t[t["status"] == "ok"]
-    assert (ok["seconds"] > 0).all()
+    assert ok["seconds"].notna().all()  # every point timed has its time
     assert set(ok["variant"]) == set(variants)  # every variant timed somewhere
     assert ok[ok["dtype"] == "float64"]["max_abs_diff"].max() < 1e-9
     assert ok[ok["dtype"] == "float32"]["max_abs_diff"].max() < 1e-4
@@ -261,6 +260,24 @@ def test_every_rule_wrote_its_log(run):
         "render_report.log",
     ):
         assert "done" in (logs / name).read_text(), name
+
+
+def test_every_rule_wrote_its_jobs_wall_time_and_memory(run):
+    """The README's results table: benchmarks/ holds each job's wall time and memory. Every
+    rule of workflow/rules/ declares a benchmark file, the run wrote it, and it holds
+    Snakemake's measurements (seconds, peak resident memory in MB)."""
+    text = "".join(p.read_text() for p in sorted(REPO.glob("workflow/rules/*.smk")))
+    for block in re.split(r"^rule ", text, flags=re.M)[1:]:
+        rule = block.split(":", 1)[0]
+        declared = re.search(r'^    benchmark:\n\s+f?"([^"]+)"', block, re.M)
+        assert declared, f"rule {rule} has no benchmark: file"
+        files = sorted(run.workdir.glob(re.sub(r"\{[^}]*\}", "*", declared[1])))
+        assert files, f"rule {rule}: nothing written to {declared[1]}"
+        for path in files:
+            header, values = path.read_text().splitlines()[:2]
+            row = dict(zip(header.split("\t"), values.split("\t"), strict=True))
+            measured = (row["s"], row["max_rss"])
+            assert all(re.fullmatch(r"\d+(\.\d+)?", v) for v in measured), (path, row)
 
 
 # ---------------------------------------------------------------------------------------
@@ -350,6 +367,9 @@ def test_a_bad_download_stops_the_run_and_leaves_no_file(tmp_path, synthetic_mni
             check=False,
         )
     assert proc.returncode != 0
+    error = [line for line in proc.stderr.splitlines() if "ERROR:" in line]
+    assert error and "ERROR: DownloadError: could not download " in error[0], proc.stderr[-3000:]
+    assert error[0].endswith(" from any mirror:"), error[0]
     logs = "".join(p.read_text() for p in (workdir / "logs/download_mnist").glob("*.log"))
     assert "checksum mismatch" in logs and "mnist.mirrors" in logs
     assert not list((workdir / "resources/mnist").glob("*.gz"))

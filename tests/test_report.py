@@ -12,7 +12,7 @@
 
 The browser is the system's: Debian's ``chromium`` and ``chromium-driver``, driven by Selenium
 with both executables named, so nothing is downloaded. Without them the browser tests skip,
-saying so; with ``BMM_REQUIRE_BROWSER=1`` (set by .ci/run) they fail instead.
+saying so; with ``BMM_REQUIRE_BROWSER=1`` or ``BMM_REQUIRE_ALL=1`` (.ci/run) they fail instead.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, report_figures
+from conftest import REPO, report_figures, require
 
 SMALL = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
 FIGURES = report_figures(SMALL["fit"]["K"])  # output path -> caption file
@@ -84,9 +84,7 @@ def browser(tmp_path_factory):
             f"no headless browser: {', '.join(missing)} not found "
             "(Debian: apt-get install --no-install-recommends chromium chromium-driver)"
         )
-        if os.environ.get("BMM_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"{reason}; BMM_REQUIRE_BROWSER=1 forbids skipping", pytrace=False)
-        pytest.skip(reason)
+        require("browser", reason)
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import copy_workflow, run_snakemake, synthetic_digits, write_yaml
+from conftest import copy_workflow, require, run_snakemake, synthetic_digits, write_yaml
 
 from bmm import fit_job, mnist, params_table, threads
 from bmm.bits import BitMatrix
@@ -71,7 +71,7 @@ def test_one_thread_or_two_give_the_same_params(digits, variant, init):
     """A fit as the pipeline runs it (its settings, the bits it reads), with BLAS and numba
     limited to one thread, then to two: identical params."""
     if threads.cpu_count() < 2:
-        pytest.skip("needs 2 cores to compare 1 thread with 2")
+        require("cores", "needs 2 cores to compare 1 thread with 2")
     X, y = digits
     capped = variant.startswith("loops")  # the loops as the test config caps them
     settings = {
@@ -93,7 +93,6 @@ def test_one_thread_or_two_give_the_same_params(digits, variant, init):
             warnings.simplefilter("ignore")  # ConvergenceWarning: max_iter on purpose
             assert threads.current()["blas_threads"] == n
             fits[n] = fit_job.fit(BitMatrix.pack(X), y, settings)
-    assert fits[1].n_iter_ == fits[2].n_iter_ == settings["max_iter"]
     diff = max(
         np.abs(fits[1].weights_ - fits[2].weights_).max(),
         np.abs(fits[1].means_ - fits[2].means_).max(),

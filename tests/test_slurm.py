@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_workflow, run_snakemake, write_yaml
+from conftest import copy_workflow, require, run_snakemake, write_yaml
 
 from bmm import params_table
 
@@ -96,7 +96,7 @@ def _sbatch_line(log: str, rule: str) -> str:
 def test_pipeline_runs_through_slurm(tmp_path: Path, synthetic_mnist, request) -> None:
     reason = _slurm_unavailable()
     if reason:
-        pytest.skip(reason)
+        require("slurm", reason)
     local = request.getfixturevalue("synthetic_run")  # the same config, run locally
 
     work = copy_workflow(tmp_path / "work")

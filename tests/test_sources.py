@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import sample_bmm
+from conftest import require, sample_bmm
 from sklearn.utils.validation import check_is_fitted
 
 from bmm import BernoulliMixture, engine, io, mnist
@@ -112,11 +112,20 @@ def test_files_that_are_not_binarised_tables_are_named(tmp_path, data):
 # ---------------------------------------------------------------------------------------
 # dask
 
-dask_array = pytest.importorskip("dask.array", reason="pip install 'bmm[dask]'")
-distributed = pytest.importorskip("distributed", reason="pip install 'bmm[dask]'")
+try:
+    import dask.array as dask_array
+    import distributed
+except ImportError:  # the dask tests below say so
+    dask_array = distributed = None
+
+
+def needs_dask():
+    if dask_array is None:
+        require("dask", "dask is not installed: pip install 'bmm[dask]'")
 
 
 def test_a_dask_fit_without_a_cluster_uses_the_local_scheduler(data):
+    needs_dask()
     X, _ = data
     assert distributed.client._get_global_client() is None  # before the cluster's tests
     Xd = dask_array.from_array(X[:3000], chunks=(700, 784))
@@ -126,6 +135,7 @@ def test_a_dask_fit_without_a_cluster_uses_the_local_scheduler(data):
 @pytest.fixture(scope="module")
 def cluster():
     """A LocalCluster of 2 worker processes, one thread each, and a client on it."""
+    needs_dask()
     with (
         warnings.catch_warnings(),
         distributed.LocalCluster(

@@ -6,7 +6,7 @@ import importlib.metadata
 import tomllib
 
 import pytest
-from conftest import REPO
+from conftest import REPO, copy_workflow, run_snakemake
 
 import bmm
 from bmm import provenance
@@ -42,3 +42,16 @@ def test_without_metadata_or_our_pyproject_the_version_is_unknown(not_installed,
     assert bmm._version(pyproject) == "0+unknown"  # another project's
     pyproject.write_text("[project\n")
     assert bmm._version(pyproject) == "0+unknown"  # not TOML
+
+
+def test_the_snakefile_requires_pyprojects_snakemake(tmp_path):
+    """The Snakefile's min_version is pyproject.toml's lower bound for snakemake, read from
+    there: raise the bound in a copy and Snakemake refuses to run the workflow."""
+    workdir = copy_workflow(tmp_path)
+    pyproject = workdir / "pyproject.toml"
+    text = pyproject.read_text()
+    assert '"snakemake[reports]>=9.27,<10"' in text
+    pyproject.write_text(text.replace(">=9.27,<10", ">=99.1"))
+    proc = run_snakemake(workdir, "-n", "--quiet", "rules", check=False)
+    assert proc.returncode != 0
+    assert "Expecting Snakemake version 99.1 or higher" in proc.stdout + proc.stderr

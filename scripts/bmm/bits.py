@@ -177,10 +177,6 @@ class NibbleIndex:
         """The index of rows start..stop − 1 (views of this one's arrays)."""
         return NibbleIndex(self.n_keys, self.row_start[start : stop + 1], self.keys)
 
-    @property
-    def n_nibbles(self) -> int:
-        return int(self.row_start[-1] - self.row_start[0])
-
 
 def nibble_tables(W: np.ndarray, dtype=np.float32) -> np.ndarray:
     """Row 16 q + v holds Σ_{b: bit b of v} W[4q + b], for W (D×K): the E-step's tables."""

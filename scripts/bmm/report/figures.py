@@ -129,10 +129,6 @@ def _predicted(t: Tables, K: int) -> pd.DataFrame:
     return s[(s["status"] == "skipped") & (s["K"] == K) & s["predicted_s"].notna()]
 
 
-def _rows(n_items: int, ncol: int) -> int:
-    return math.ceil(n_items / ncol)
-
-
 # ---------------------------------------------------------------------------------------
 # Speed
 
