@@ -115,9 +115,9 @@ def interleaved(
     """Seconds of each call over ``repeats`` rounds, every call once a round, shuffled.
 
     Before each call (and its settling call) the machine idles ``idle`` seconds: after
-    a matrix product OpenBLAS's threads keep spinning on the cores for about 0.1 s, and a
-    numba kernel started in that time ran 60 % slower here (88 against 55 ms), a penalty
-    that belongs to the previous call, not to the one measured.
+    a matrix product OpenBLAS's threads keep spinning on the cores for a while (2^28 cycles,
+    OPENBLAS_THREAD_TIMEOUT's default), and a numba kernel started in that time runs slower,
+    a penalty that belongs to the previous call, not to the one measured.
     """
     first = {}
     for name, call in calls.items():

@@ -495,8 +495,8 @@ def write_binarized(
 
 #: How a table of bits is written: row groups of the EM engine's blocks (read out of core, a
 #: file gives the in-memory sums, and no row is read twice), and the bits neither
-#: dictionary-encoded nor compressed: all different, they compress 2× at best (snappy, on
-#: MNIST) and would be read 9× slower (25 ms against 2.8 for 180000 images).
+#: dictionary-encoded nor compressed: every row differs, they compress little, and decoding
+#: them would take longer than a pass of EM over them (docs/scaling.md, with the figures).
 BITS_LAYOUT = {
     "row_group_size": BLOCK_ROWS,
     "use_dictionary": ["label"],
