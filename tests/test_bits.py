@@ -254,3 +254,26 @@ def test_reseeding_proposes_the_same_move_from_bits():
     assert dense[2].tolist() == [False, False, False, True]
     for a, b in zip(dense, packed, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("scale", [0.1, 30.0], ids=["dense γ", "sparse γ"])
+def test_summing_by_key_or_by_component_gives_the_same_bits(scale):
+    """The pass sums a block by key or by component depending on how much of γ is 0; forced
+    one way then the other, the sums are identical, and they are the E-step's to 1e-12."""
+    X = random_binary(14, 2 * bits.BLOCK_ROWS + 77, 200, 0.2)
+    rng = np.random.default_rng(15)
+    W, c = rng.normal(size=(200, 12)) * scale, rng.normal(size=12)
+    w = rng.integers(0, 3, len(X)).astype(float)
+    B = BitMatrix.pack(X)
+    results = []
+    for by_key_from in (0.0, 2.0):  # always by key; never
+        fused = bits.Pass(W, c, B.nibbles.n_keys, by_key_from=by_key_from)
+        loglik = fused.add(B, w)
+        results.append((loglik, fused.Nk, fused.H))
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+    resp, _ = bits.e_step(B, W, c)
+    weighted = (resp * w[:, None]).T.astype(np.float64) @ X
+    got = bits.weighted_from_histograms(results[0][2].T, 200)
+    np.testing.assert_allclose(got, weighted, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(results[0][1], (resp * w[:, None]).sum(axis=0), rtol=1e-12)

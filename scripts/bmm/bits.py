@@ -52,6 +52,10 @@ except ImportError:  # an optional extra; the variants that need it say so
 #: Rows the M-step lists by component in one go (one thread's share of a block).
 CHUNK_ROWS = 256
 
+#: A block's sums go by key from this share of non-zero responsibilities on, by component
+#: below it (:func:`_fused_pass`; the sums are the same either way).
+BY_KEY_FROM = 0.5
+
 #: NIBBLES[v, b] = bit b of the 4-bit value v, high bit first (the order of numpy.packbits).
 NIBBLES = ((np.arange(16)[:, None] >> (3 - np.arange(4))) & 1).astype(np.float64)
 
@@ -248,17 +252,26 @@ class Pass:
     to part, and the scratch is reused. Parts of whole blocks (of ``block_rows``) give the
     sums of the rows given at once, bit for bit."""
 
-    def __init__(self, W, c, n_keys: int, block_rows: int = BLOCK_ROWS):
+    def __init__(self, W, c, n_keys: int, block_rows: int = BLOCK_ROWS, by_key_from=BY_KEY_FROM):
         K = W.shape[1]
         self.table, self.c = nibble_tables(W, np.float32), c.astype(np.float32)
-        self.block_rows = block_rows
+        self.block_rows, self.by_key_from = block_rows, float(by_key_from)
         self.Nk, self.H = np.zeros(K), np.zeros((K, n_keys))
+        chunks = -(-block_rows // CHUNK_ROWS)
         self.scratch = (
             np.empty((block_rows, K), np.float32),  # γ of a block
-            np.empty((-(-block_rows // CHUNK_ROWS), K), np.int64),
-            np.empty(K + 1, np.int64),  # γ's non-zero entries by component: where each starts,
-            np.empty(block_rows * K, np.int32),  # their rows
-            np.empty(block_rows * K, np.float64),  # and values, times the rows' weights
+            np.empty(block_rows, np.int32),  # its non-zero entries a row
+            # sparse blocks: γ's non-zero entries listed by component (chunks' counts, where
+            # each component's start, their rows, their values times the rows' weights)
+            np.empty((chunks, K), np.int64),
+            np.empty(K + 1, np.int64),
+            np.empty(block_rows * K, np.int32),
+            np.empty(block_rows * K, np.float64),
+            # dense blocks: the block's rows listed by key (chunks' counts, where each key's
+            # start, the rows)
+            np.empty((chunks, n_keys + 1), np.int64),
+            np.empty(n_keys + 1, np.int64),
+            np.empty(block_rows * (n_keys // 16), np.uint16),
         )
 
     def add(self, X: BitMatrix, weights=None) -> np.ndarray:
@@ -267,8 +280,8 @@ class Pass:
         loglik = np.empty(len(X))
         w = np.ones(0) if weights is None else np.asarray(weights, np.float64)
         _fused_pass(
-            index.row_start, index.keys, self.table, self.c, self.block_rows, w, loglik,
-            self.Nk, self.H, *self.scratch,
+            index.row_start, index.keys, self.table, self.c, self.block_rows, self.by_key_from,
+            w, loglik, self.Nk, self.H, *self.scratch,
         )  # fmt: skip
         return loglik
 
@@ -389,17 +402,14 @@ def _add_to_histograms(row_start, keys, first, comp_start, comp_rows, comp_vals,
     added to H[k]."""
     n_keys = H.shape[1]
     for k in numba.prange(H.shape[0]):  # pragma: no cover (compiled)
-        # four accumulators, a row in four to each: consecutive rows share most keys, and with
-        # one accumulator each addition would wait for the previous row's store to the same key
-        acc = np.zeros((4, n_keys))
+        acc = np.zeros(n_keys)
         for e in range(comp_start[k], comp_start[k + 1]):
             n, g = first + comp_rows[e], comp_vals[e]
-            a = acc[e & 3]
             for p in range(row_start[n], row_start[n + 1]):
-                a[keys[p]] += g
+                acc[keys[p]] += g
         h = H[k]
         for key in range(n_keys):
-            h[key] += (acc[0, key] + acc[1, key]) + (acc[2, key] + acc[3, key])
+            h[key] += acc[key]
 
 
 def _by_component(resp, w, first, chunk_rows, counts, comp_start, comp_rows, comp_vals):
@@ -446,25 +456,105 @@ def _add_rows_by_key(row_start, keys, resp, H):  # pragma: no cover (compiled)
 
 
 def _fused_pass(
-    row_start, keys, table, c, block_rows, w, loglik, Nk, H, gamma, counts, comp_start, rows, vals
-):  # pragma: no cover (compiled)
+    row_start, keys, table, c, block_rows, by_key_from, w, loglik, Nk, H, gamma, nz, counts,
+    comp_start, rows, vals, key_counts, key_start, key_rows,
+):  # pragma: no cover (compiled)  # fmt: skip
     """One EM pass (see :func:`statistics`): per block, E-step rows in parallel, then the
-    block's sums from zero, components in parallel, added to the totals."""
+    block's sums from zero, added to the totals: by component when γ's non-zero share is
+    below by_key_from (each non-zero entry added to its component's histogram row, once per
+    key of its row), by key otherwise (each key's rows summed in a K-long accumulator, all
+    components at once, after a counting sort of the block's rows by key). Both add every
+    (component, key)'s terms in row order, skipping only zeros, so the choice never changes
+    a bit of the sums. By component costs an addition per non-zero entry and key, by key K
+    (vectorised) per key and a sort: the first is the cheaper once most entries are 0, as
+    after a fit's first iterations (docs/scaling.md measures both)."""  # fmt: skip
     N, K = loglik.shape[0], table.shape[1]
     for first in range(0, N, block_rows):
         n_rows = min(block_rows, N - first)
         for i in numba.prange(n_rows):
             n = first + i
-            _table_sum(gamma[i], keys, row_start[n], row_start[n + 1], table)
-            loglik[n] = _normalise32(gamma[i], c)
+            g = gamma[i]
+            _table_sum(g, keys, row_start[n], row_start[n + 1], table)
+            loglik[n] = _normalise32(g, c)
+            count = 0
+            for k in range(K):
+                count += g[k] != 0
+            nz[i] = count
         block = gamma[:n_rows]
-        _by_component(block, w, first, CHUNK_ROWS, counts, comp_start, rows, vals)
-        for k in numba.prange(K):
-            total = 0.0
-            for e in range(comp_start[k], comp_start[k + 1]):
-                total += vals[e]
-            Nk[k] += total
-        _add_to_histograms(row_start, keys, first, comp_start, rows, vals, H)
+        if nz[:n_rows].sum() < by_key_from * n_rows * K:  # most of γ is 0
+            _by_component(block, w, first, CHUNK_ROWS, counts, comp_start, rows, vals)
+            for k in numba.prange(K):
+                total = 0.0
+                for e in range(comp_start[k], comp_start[k + 1]):
+                    total += vals[e]
+                Nk[k] += total
+            _add_to_histograms(row_start, keys, first, comp_start, rows, vals, H)
+        else:
+            _by_key(row_start, keys, first, n_rows, CHUNK_ROWS, key_counts, key_start, key_rows)
+            weighted = w.shape[0] > 0
+            for k in numba.prange(K):
+                total = 0.0
+                for i in range(n_rows):
+                    value = np.float64(block[i, k])
+                    total += value * w[first + i] if weighted else value
+                Nk[k] += total
+            _add_by_key(key_start, key_rows, block, w, first, H)
+
+
+def _by_key(row_start, keys, first, n_rows, chunk_rows, counts, key_start, key_rows):
+    """Rows first .. first + n_rows − 1 listed by key, in row order (offsets from first):
+    key k's are key_rows[key_start[k] : key_start[k + 1]]. A counting sort, chunks of
+    chunk_rows rows in parallel; counts (chunks × keys + 1) is scratch."""
+    n_keys = key_start.shape[0] - 1
+    n_chunks = -(-n_rows // chunk_rows)
+    for c in numba.prange(n_chunks):  # pragma: no cover (compiled)
+        for key in range(n_keys):
+            counts[c, key] = 0
+        for i in range(c * chunk_rows, min(n_rows, (c + 1) * chunk_rows)):
+            for p in range(row_start[first + i], row_start[first + i + 1]):
+                counts[c, keys[p]] += 1
+    total = 0
+    for key in range(n_keys):  # chunk c's rows of a key start at counts[c, key]
+        key_start[key] = total
+        for c in range(n_chunks):
+            here = counts[c, key]
+            counts[c, key] = total
+            total += here
+    key_start[n_keys] = total
+    for c in numba.prange(n_chunks):  # pragma: no cover (compiled)
+        for i in range(c * chunk_rows, min(n_rows, (c + 1) * chunk_rows)):
+            for p in range(row_start[first + i], row_start[first + i + 1]):
+                key_rows[counts[c, keys[p]]] = i
+                counts[c, keys[p]] += 1
+
+
+def _add_by_key(key_start, key_rows, resp, w, first, H):
+    """H[k, key] += Σ resp[i, k] (times w[first + i], when w is not empty) over key's rows
+    i, in row order: each key's sums from zero in a K-long accumulator, then added; parts of
+    the keys in parallel (each key by one thread)."""
+    K, n_keys = H.shape
+    weighted = w.shape[0] > 0
+    parts = 4 * numba.get_num_threads()  # which thread sums a key changes nothing
+    per = -(-n_keys // parts)
+    for t in numba.prange(parts):  # pragma: no cover (compiled)
+        acc = np.empty(K)
+        for key in range(t * per, min(n_keys, (t + 1) * per)):
+            start, end = key_start[key], key_start[key + 1]
+            if start == end:
+                continue
+            acc[:] = 0.0
+            for q in range(start, end):
+                i = key_rows[q]
+                g = resp[i]
+                if weighted:
+                    weight = w[first + i]
+                    for k in range(K):
+                        acc[k] += np.float64(g[k]) * weight
+                else:
+                    for k in range(K):
+                        acc[k] += g[k]
+            for k in range(K):
+                H[k, key] += acc[k]
 
 
 def _list_by_row(bits, key_type):  # pragma: no cover (compiled)
@@ -510,6 +600,8 @@ if numba is not None:
     _e_rows64 = _parallel(_e_rows64)
     _add_to_histograms = _parallel(_add_to_histograms)
     _by_component = _parallel(_by_component)
+    _by_key = _parallel(_by_key)
+    _add_by_key = _parallel(_add_by_key)
     _add_rows_by_key = numba.njit(cache=True)(_add_rows_by_key)
     _fused_pass = _parallel(_fused_pass)
     _list_by_row = _parallel(_list_by_row)
