@@ -2,10 +2,22 @@
 
 from pathlib import Path
 
-from bmm.mnist import download, download_settings
+from bmm import datasets
+from bmm.download import download
 from bmm.pipeline import job
 
 with job(snakemake) as log:
     out = Path(snakemake.output[0])
-    where = download_settings(snakemake.config)  # not params: see the rule download_mnist
-    download(out.name, out, sha256=snakemake.params.sha256, log=log, **where)
+    m = snakemake.config["mnist"]  # not params: see the rule download_mnist
+    file = datasets.IDXFile(out.name, *snakemake.params.sha256)
+    identify = lambda gz, idx: datasets.identify(gz, idx, datasets.REGISTRY.values())  # noqa: E731
+    download(
+        file,
+        out,
+        m["mirrors"],
+        dataset="mnist",
+        identify=identify,
+        timeout=m["timeout_s"],
+        retries=m["retries"],
+        log=log,
+    )

@@ -1,11 +1,11 @@
 """Rules fit and fit_shared: EM with one E-step variant; params and trace as Parquet."""
 
-from bmm import fit_job, io, mnist, params_table, provenance
+from bmm import fit_job, io, params_table, provenance, storage
 from bmm.pipeline import job, sources_of
 
 with job(snakemake) as log:
     settings = snakemake.params.fit
-    X, y = mnist.load_binarized(snakemake.input.train, packed=True)  # bits: 98 bytes an image
+    X, y = storage.load_binarized(snakemake.input.train, packed=True)  # bits: 98 bytes an image
     log(f"fitting {settings} on up to {len(y)} images")
     # every EM iteration goes to the log: a long fit shows its progress as it runs
     model = fit_job.fit(X, y, settings, log=log)

@@ -1,7 +1,7 @@
 """Rule plot_means: the cluster-mean images of one fit, labelled by majority test digit;
 degenerate components (N·π_k < 2) framed in red."""
 
-from bmm import mnist, params_table
+from bmm import params_table, storage
 from bmm.em import degenerate_components
 from bmm.metrics import cluster_labels
 from bmm.pipeline import job
@@ -9,7 +9,7 @@ from bmm.report import figures
 
 with job(snakemake) as log:
     model, meta = params_table.model_from_params(snakemake.input.params)
-    X, y = mnist.load_binarized(snakemake.input.test, packed=True)
+    X, y = storage.load_binarized(snakemake.input.test, packed=True)
     labels = cluster_labels(y, model.predict(X))
     degenerate = degenerate_components(model.weights_, meta["fit"]["n_samples"])
     c = meta["config"]

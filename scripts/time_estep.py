@@ -2,13 +2,13 @@
 
 import pandas as pd
 
-from bmm import io, mnist, provenance, threads, timing
+from bmm import io, provenance, storage, threads, timing
 from bmm.pipeline import job, sources_of
 
 cfg = snakemake.params.timing
 # the rule's threads (all cores), but never more than the CPUs this process may run on
 with job(snakemake, threads=min(snakemake.threads, threads.cpu_count())) as log:
-    X, _ = mnist.load_binarized(snakemake.input.train, dtype=bool)
+    X, _ = storage.load_binarized(snakemake.input.train, dtype=bool)
     used = threads.current()
     peaks = {dtype: timing.gemm_peak(dtype) for dtype in ("float64", "float32")}
     log(f"threads {used}; GEMM peak GFLOP/s {peaks}")

@@ -4,7 +4,7 @@ Use them by name in any test under tests/:
 
 - ``idx_writer(path, array, magic=None, gz=True) -> Path`` writes an IDX file.
 - ``synthetic_mnist`` (session): ``.dir`` holds the four files named as in
-  ``bmm.mnist.FILES``; ``.sha256`` maps file name -> SHA-256; ``.train`` / ``.test`` are
+  ``bmm.datasets.MNIST``; ``.sha256`` maps file name -> SHA-256; ``.train`` / ``.test`` are
   the (images, labels) arrays in them.
 - ``http_mirror(directory, mode="ok") -> url`` serves ``directory`` over HTTP on
   127.0.0.1; the returned URL (a ``str``) also has ``.requests``, the paths requested.
@@ -31,9 +31,12 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from bmm.mnist import FILES, SHA256
+from bmm.datasets import MNIST
 
 REPO = Path(__file__).resolve().parents[1]
+#: MNIST's four file names by role, and the SHA-256 of each .gz (from the registry).
+FILES = {role: f.name for role, f in MNIST.files.items()}
+SHA256 = {f.name: f.gz_sha256 for f in MNIST.files.values()}
 
 # Property tests draw the same examples on every run (derandomize: the seed comes from the
 # test's name), so a failure in CI reproduces anywhere; `HYPOTHESIS_PROFILE=explore` draws new
@@ -203,23 +206,59 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
+#: Where the tests look for each real data set: an environment variable naming a directory
+#: of its four files, else the default (MNIST: ../shared/data/mnist next to the repository;
+#: Fashion-MNIST: Debian's dataset-fashion-mnist package).
+REAL_DATA = {
+    "mnist": ("BMM_MNIST_DIR", REPO / ".." / "shared" / "data" / "mnist"),
+    "fashion-mnist": ("BMM_FASHION_MNIST_DIR", Path("/usr/share/datasets/fashion-mnist")),
+}
+
+
+def find_real(name: str) -> tuple[Path, list[str]]:
+    """Where the real copy of data set ``name`` should be, and which of its files it lacks."""
+    from bmm.datasets import REGISTRY
+
+    variable, default = REAL_DATA[name]
+    directory = Path(os.environ.get(variable) or default).resolve()
+    return directory, [f for f in REGISTRY[name].file_names if not (directory / f).is_file()]
+
+
 def find_real_mnist() -> tuple[Path, list[str]]:
     """Where the real MNIST copy should be ($BMM_MNIST_DIR or ../shared/data/mnist), and
     which of the four files it lacks."""
-    default = REPO / ".." / "shared" / "data" / "mnist"
-    directory = Path(os.environ.get("BMM_MNIST_DIR") or default).resolve()
-    return directory, [name for name in FILES.values() if not (directory / name).is_file()]
+    return find_real("mnist")
+
+
+def skip_without_data(reason: str) -> None:
+    """Skip a test whose real data set is missing, saying why; under ``BMM_REQUIRE_DATA=1``
+    (set by .ci/run) fail it instead, so that CI cannot pass without testing on real data."""
+    if os.environ.get("BMM_REQUIRE_DATA") == "1":
+        pytest.fail(f"{reason}; BMM_REQUIRE_DATA=1 forbids skipping", pytrace=False)
+    pytest.skip(reason)
+
+
+def real_dir(name: str) -> Path:
+    """The directory of data set ``name``'s real files, or skip (fail under BMM_REQUIRE_DATA)."""
+    directory, missing = find_real(name)
+    if missing:
+        variable = REAL_DATA[name][0]
+        skip_without_data(
+            f"real {name} not found: {directory} lacks {', '.join(missing)} (set {variable})"
+        )
+    return directory
 
 
 @pytest.fixture(scope="session")
 def real_mnist_dir() -> Path:
     """The real MNIST files: $BMM_MNIST_DIR, else ../shared/data/mnist next to the repo."""
-    directory, missing = find_real_mnist()
-    if missing:
-        pytest.skip(
-            f"real MNIST not found: {directory} lacks {', '.join(missing)} (set BMM_MNIST_DIR)"
-        )
-    return directory
+    return real_dir("mnist")
+
+
+@pytest.fixture(scope="session")
+def real_fashion_mnist_dir() -> Path:
+    """The real Fashion-MNIST files: $BMM_FASHION_MNIST_DIR, else Debian's package's."""
+    return real_dir("fashion-mnist")
 
 
 # ---------------------------------------------------------------------------------------
@@ -359,7 +398,7 @@ def mnist_run(tmp_path_factory) -> Run:
     """The pipeline run once per session on the real MNIST, or skip when it is absent."""
     directory, missing = find_real_mnist()
     if missing:
-        pytest.skip(f"real MNIST not found in {directory} (set BMM_MNIST_DIR)")
+        skip_without_data(f"real MNIST not found in {directory} (set BMM_MNIST_DIR)")
     overlay = REPO / "tests/config/mnist.yaml"  # a few thousand images: scores that mean something
     return start_run(tmp_path_factory, "mnist", directory, dict(SHA256), (overlay,))
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import (
+    FILES,
     Run,
     copy_workflow,
     make_idx,
@@ -30,7 +31,7 @@ from conftest import (
     write_yaml,
 )
 
-from bmm import io, mnist, params_table, provenance
+from bmm import idx, io, params_table, provenance
 
 pytestmark = pytest.mark.slow
 
@@ -171,7 +172,7 @@ def test_a_run_killed_while_a_fit_iterates_completes_on_rerun(
     # what had finished, as Snakemake records it (status ok), and when it was written
     summary = run.snakemake("--summary").stdout.splitlines()
     finished = {cols[0] for cols in (line.split("\t") for line in summary[1:]) if cols[4] == "ok"}
-    assert f"resources/mnist/{mnist.FILES['train_images']}" in finished
+    assert f"resources/mnist/{FILES['train_images']}" in finished
     assert "results/data/train.parquet" in finished
     before = files_under(run.workdir, "results", "resources")
 
@@ -256,7 +257,7 @@ def corrupt(kind: str, key: str, good: Path, arrays: dict[str, np.ndarray], dest
         dest.write_bytes(raw[: len(raw) // 2])
         return "truncated or corrupt gzip file"
     if kind == "wrong IDX magic":  # images where labels belong, or the other way round
-        magic = mnist.LABELS_MAGIC if key.endswith("images") else mnist.IMAGES_MAGIC
+        magic = idx.LABELS_MAGIC if key.endswith("images") else idx.IMAGES_MAGIC
         make_idx(dest, array, magic=magic)
         return f"magic number {magic}"
     if kind == "count mismatch":  # one image or label fewer than its partner file holds
@@ -267,7 +268,7 @@ def corrupt(kind: str, key: str, good: Path, arrays: dict[str, np.ndarray], dest
 
 
 @pytest.mark.parametrize("kind", ["truncated gzip", "wrong IDX magic", "count mismatch"])
-@pytest.mark.parametrize("key", list(mnist.FILES))
+@pytest.mark.parametrize("key", list(FILES))
 def test_a_bad_mnist_file_leaves_neither_binarised_table(tmp_path, synthetic_mnist, key, kind):
     """Any of the four files bad: binarize stops with an error naming it, and writes neither
     train.parquet nor test.parquet, even when Snakemake is told to keep a failed job's
@@ -280,11 +281,11 @@ def test_a_bad_mnist_file_leaves_neither_binarised_table(tmp_path, synthetic_mni
         "test_images": synthetic_mnist.test[0],
         "test_labels": synthetic_mnist.test[1],
     }
-    name = mnist.FILES[key]
-    for other in mnist.FILES.values():
+    name = FILES[key]
+    for other in FILES.values():
         (source / other).write_bytes((synthetic_mnist.dir / other).read_bytes())
     expected = corrupt(kind, key, synthetic_mnist.dir / name, arrays, source / name)
-    sha256 = {n: provenance.sha256_file(source / n) for n in mnist.FILES.values()}
+    sha256 = {n: provenance.sha256_file(source / n) for n in FILES.values()}
     run = new_run(tmp_path / "work", source, sha256)
     outputs = ["results/data/train.parquet", "results/data/test.parquet"]
     proc = run_snakemake(

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from conftest import unprivileged
 
-from bmm import io, mnist, params_table, pipeline
+from bmm import io, params_table, pipeline, storage
 
 TABLE = pd.DataFrame({"a": range(1000), "b": [0.5] * 1000})
 
@@ -43,7 +43,7 @@ def truncate(path: Path, keep: float = 0.5) -> None:
         io.read_parquet,
         io.read_metadata,
         io.read_table,
-        mnist.load_binarized,
+        storage.load_binarized,
         params_table.read_params,
     ],
     ids=lambda f: f.__name__,
@@ -93,8 +93,8 @@ def test_a_write_killed_midway_leaves_no_table_and_the_rerun_removes_its_debris(
         import pandas as pd
         from bmm import io
 
-        def write_half_then_die(table, where):
-            real(table, where)
+        def write_half_then_die(table, where, **options):
+            real(table, where, **options)
             data = open(where, "rb").read()
             open(where, "wb").write(data[: len(data) // 2])
             os.kill(os.getpid(), signal.SIGKILL)

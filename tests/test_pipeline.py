@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from conftest import (
+    FILES,
     REPO,
     MirrorServer,
     Run,
@@ -33,7 +34,7 @@ from conftest import (
 )
 
 import bmm.config
-from bmm import fit_job, io, mnist, params_table, provenance
+from bmm import fit_job, idx, io, params_table, provenance, storage
 from bmm.estep import VARIANTS
 from bmm.report import html as report_html
 
@@ -91,7 +92,7 @@ def dry_run(run: Run, *extra: Path) -> collections.Counter:
 
 
 def test_downloads_are_the_served_files(run):
-    for name in mnist.FILES.values():
+    for name in FILES.values():
         got = run.path(f"resources/mnist/{name}").read_bytes()
         assert got == (run.source_dir / name).read_bytes()
         assert "sha256 ok" in run.path(f"logs/download_mnist/{name}.log").read_text()
@@ -100,9 +101,9 @@ def test_downloads_are_the_served_files(run):
 def test_binarised_data_are_compact_and_carry_their_provenance(run):
     for split in ("train", "test"):
         path = run.path(f"results/data/{split}.parquet")
-        X, y = mnist.load_binarized(path, dtype=np.uint8)
+        X, y = storage.load_binarized(path, dtype=np.uint8)
         # n_train / n_test images, or every one the source has when it has fewer
-        source = mnist.read_idx(run.source_dir / mnist.FILES[f"{split}_labels"])
+        source = idx.read_idx(run.source_dir / FILES[f"{split}_labels"])
         n = min(run.config["data"][f"n_{split}"], len(source))
         assert X.shape == (n, 784) and y.shape == (n,)
         assert set(np.unique(X)) <= {0, 1} and set(np.unique(y)) <= set(range(10))
@@ -111,7 +112,7 @@ def test_binarised_data_are_compact_and_carry_their_provenance(run):
         assert str(schema.field("pixels").type) == "fixed_size_binary[98]"
         meta = io.read_metadata(path)
         assert meta["config"]["threshold"] == 0.5
-        names = {mnist.FILES[f"{split}_images"], mnist.FILES[f"{split}_labels"]}
+        names = {FILES[f"{split}_images"], FILES[f"{split}_labels"]}
         assert set(meta["sources"]) == names
         for name in names:
             assert meta["sources"][name] == run.sha256[name]
@@ -162,7 +163,7 @@ def test_metrics_table_has_one_row_per_fit(run):
     assert len(m) == len(FIT_VARIANTS) * len(run.config["fit"]["K"])
     assert set(m["variant"]) == set(FIT_VARIANTS)
     assert m["test_loglik"].lt(0).all() and np.isfinite(m["bic"]).all()
-    n_train = len(mnist.load_binarized(run.path("results/data/train.parquet"), np.uint8)[1])
+    n_train = len(storage.load_binarized(run.path("results/data/train.parquet"), np.uint8)[1])
     full = m[(m["n_train"] == n_train) & (m["K"] == 10)]
     assert set(full["variant"]) == {  # every variant whose cap takes every image
         v for v in FIT_VARIANTS if bmm.config.cap(run.config, v)["n_train"] in (None, n_train)
@@ -222,7 +223,7 @@ def test_every_table_records_its_provenance(run):
         assert meta["versions"]["numpy"] and meta["versions"]["snakemake"], table
         assert meta["git"] == HEAD or meta["git"] == f"{HEAD}-dirty", (table, meta["git"])
         assert meta["machine"]["cpu"] and meta["machine"]["blas"], table
-        assert set(meta["sources"]) >= {mnist.FILES["train_images"]}, table
+        assert set(meta["sources"]) >= {FILES["train_images"]}, table
 
 
 def test_report_embeds_every_figure(run):
@@ -394,8 +395,8 @@ def test_the_article_config_binarises_any_ink_as_on(article_run, synthetic_mnist
         path = article_run.path(f"results/data/{split}.parquet")
         meta = io.read_metadata(path)
         assert meta["config"]["threshold"] == "article" and meta["threshold"] == 0.0
-        X, y = mnist.load_binarized(path, dtype=bool)
-        keep = mnist.stratified_subset(labels, config.get(f"n_{split}"), config.get("seed", 0))
+        X, y = storage.load_binarized(path, dtype=bool)
+        keep = storage.stratified_subset(labels, config.get(f"n_{split}"), config.get("seed", 0))
         np.testing.assert_array_equal(X, images[keep].reshape(len(keep), -1) > 0)
         np.testing.assert_array_equal(y, labels[keep])
 
@@ -408,7 +409,7 @@ def test_the_article_config_fits_every_seed_from_kmeans_plus_plus(article_run):
     m = io.read_parquet(article_run.path("results/tables/metrics.parquet"))
     assert len(m) == len(fit["variants"]) * len(fit["K"]) * len(fit["seeds"])
     assert sorted(set(m["seed"])) == [0, 1]
-    X, y = mnist.load_binarized(article_run.path("results/data/train.parquet"), packed=True)
+    X, y = storage.load_binarized(article_run.path("results/data/train.parquet"), packed=True)
     for v in fit["variants"]:
         for K in fit["K"]:
             means = {}

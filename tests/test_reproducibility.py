@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import copy_workflow, run_snakemake, synthetic_digits, write_yaml
 
-from bmm import fit_job, mnist, params_table, threads
+from bmm import fit_job, params_table, storage, threads
 from bmm.bits import BitMatrix
 from bmm.estep import VARIANTS
 
@@ -54,7 +54,7 @@ def digits():
     """3000 synthetic digits, binarised: big enough that BLAS splits the products of a fit
     over threads (OpenBLAS runs small ones on one thread whatever it is allowed)."""
     images, labels = synthetic_digits(3000, np.random.default_rng(1))
-    return mnist.binarize(images, 0.5), labels
+    return storage.binarize(images, 0.5), labels
 
 
 # The largest difference between the params of a fit with 1 BLAS thread and with 2, pinned

@@ -43,7 +43,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import em, estep, mnist, threads, timing
+from . import em, estep, idx, storage, threads, timing
+from .datasets import MNIST
 
 #: The variants the suite compares with the article's three lines: every one without a
 #: Python loop over the images (the loops are timed at the article's point only).
@@ -74,13 +75,13 @@ TARGETS = {
 def load_X(N: int, mnist_dir: str | None, seed: int = 0) -> np.ndarray:
     """The first N binarised MNIST training images (bool), or random ones with MNIST's ink."""
     if mnist_dir:
-        files = mnist.FILES
-        images, _ = mnist.load_split(
+        files = {role: f.name for role, f in MNIST.files.items()}
+        images, _ = idx.load_split(
             f"{mnist_dir}/{files['train_images']}", f"{mnist_dir}/{files['train_labels']}"
         )
         if N > len(images):
             raise SystemExit(f"--N {N} exceeds the {len(images)} MNIST training images")
-        return mnist.binarize(images[:N], 0.5)
+        return storage.binarize(images[:N], 0.5)
     return np.random.default_rng(seed).random((N, 784)) < 0.13  # MNIST's share of ink at 0.5
 
 
@@ -304,9 +305,9 @@ import sys, time
 def mib():  # this process's peak resident memory (VmHWM; ru_maxrss would count the parent's)
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
-from bmm import BernoulliMixture, mnist, threads
+from bmm import BernoulliMixture, storage, threads
 imports = mib()
-X, _ = mnist.load_binarized(sys.argv[1], packed=True)
+X, _ = storage.load_binarized(sys.argv[1], packed=True)
 t0 = time.perf_counter()
 with threads.limit_threads(int(sys.argv[4]) if sys.argv[4] != "None" else None):
     model = BernoulliMixture(int(sys.argv[2]), estep=sys.argv[3], max_iter=5, tol=0,
@@ -320,7 +321,7 @@ def _fit_memory(X, name: str, K: int, args) -> dict:
     loads the data as the pipeline's fit job does, from a bit-packed Parquet table."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.parquet"
-        mnist.write_binarized(path, X, np.zeros(len(X), np.uint8), {"bench": True})
+        storage.write_binarized(path, X, None, {"bench": True})
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         proc = subprocess.run(
             [sys.executable, "-c", _FIT_CHILD, str(path), str(K), name, str(args.threads)],

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import mnist
+from . import storage
 from .em import BernoulliMixture
 from .metrics import evaluate
 
@@ -36,7 +36,7 @@ FIT_KEYS = (
 
 def training_subset(y: np.ndarray, n_train: int | None, seed: int) -> np.ndarray:
     """The images one fit trains on: stratified by label, fixed by (n_train, seed)."""
-    return mnist.stratified_subset(y, n_train, seed)
+    return storage.stratified_subset(y, n_train, seed)
 
 
 def estimator_params(settings: dict[str, Any]) -> dict[str, Any]:

@@ -47,8 +47,14 @@ def corrupt_message(path: str | os.PathLike, reason: object) -> str:
     )
 
 
-def write_parquet(table: pa.Table | pd.DataFrame, path: str | os.PathLike, meta: dict[str, Any]):
-    """Write ``table`` to ``path`` atomically, with ``meta`` as JSON in the schema metadata.
+def write_parquet(
+    table: pa.Table | pd.DataFrame,
+    path: str | os.PathLike,
+    meta: dict[str, Any],
+    row_group_size: int | None = None,
+):
+    """Write ``table`` to ``path`` atomically, with ``meta`` as JSON in the schema metadata
+    (and row groups of ``row_group_size`` rows, if given).
 
     The file first lands under a temporary name in the same directory and is renamed
     only once it is complete, so an interrupted job never leaves a half-written table.
@@ -68,7 +74,7 @@ def write_parquet(table: pa.Table | pd.DataFrame, path: str | os.PathLike, meta:
         for stale in path.parent.glob(f".{path.name}{TMP_INFIX}*"):
             stale.unlink(missing_ok=True)
         try:
-            pq.write_table(table, tmp)
+            pq.write_table(table, tmp, row_group_size=row_group_size)
             os.replace(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
-from . import mnist
+from . import idx, storage
+from .datasets import MNIST
 from .em import BernoulliMixture, degenerate_components
 from .metrics import purity
 
@@ -135,12 +136,12 @@ def load_mnist(
     d = Path(directory)
     out = []
     for split in ("train", "test"):
-        images, labels = mnist.load_split(
-            d / mnist.FILES[f"{split}_images"], d / mnist.FILES[f"{split}_labels"]
+        images, labels = idx.load_split(
+            d / MNIST.files[f"{split}_images"].name, d / MNIST.files[f"{split}_labels"].name
         )
-        X, y = mnist.binarize(images, threshold), labels.astype(np.int64)
+        X, y = storage.binarize(images, threshold), labels.astype(np.int64)
         if split == "train":
-            keep = mnist.stratified_subset(y, n_train, seed)
+            keep = storage.stratified_subset(y, n_train, seed)
             X, y = X[keep], y[keep]
         out.append((X, y))
     return out[0], out[1]

@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "scripts"))
 import bmm.config  # noqa: E402
 import bmm.io  # noqa: E402
 import bmm.pipeline  # noqa: E402
-from bmm.mnist import FILES, SHA256  # noqa: E402
+from bmm.datasets import MNIST  # noqa: E402
 from bmm.report.figures import FIGURES  # noqa: E402
 
 # Stop before any job starts if a value is out of range: each problem names its key.
@@ -25,7 +25,9 @@ try:
 except bmm.config.ConfigError as e:
     raise WorkflowError(str(e)) from None
 
-MNIST_FILES = list(FILES.values())
+MNIST_FILES = MNIST.file_names
+FILES = {role: f.name for role, f in MNIST.files.items()}
+SHA256 = {f.name: f.gz_sha256 for f in MNIST.files.values()}
 
 
 onstart:
@@ -154,9 +156,12 @@ def all_cores():
 
 
 def mnist_sha256(wildcards):
-    """The SHA-256 a downloaded MNIST file must have: bmm.mnist's pinned checksums of the
-    original files, unless the config's mnist.sha256 gives others."""
-    return (config["mnist"]["sha256"] or SHA256)[wildcards.file]
+    """The SHA-256s a downloaded MNIST file may have (of the .gz, of its IDX bytes): the
+    registry's, unless the config's mnist.sha256 gives another."""
+    if config["mnist"]["sha256"]:
+        return [config["mnist"]["sha256"][wildcards.file], None]
+    f = MNIST.file(wildcards.file)
+    return [f.gz_sha256, f.idx_sha256]
 
 
 def report_config():

@@ -11,7 +11,7 @@ rule download_mnist:
     localrule: True
     conda:
         "../envs/bmm.yaml"
-    # The job also reads mnist.mirrors, timeout_s and retries (bmm.mnist.download_settings),
+    # The job also reads mnist.mirrors, timeout_s and retries (scripts/download_mnist.py),
     # on purpose not as params: a params change reruns a job, and where the pinned bytes come
     # from changes nothing, so pointing the mirrors elsewhere reruns nothing.
     params:
