@@ -68,6 +68,7 @@ class Variant:
     stable: bool = True  # False: as published, may give NaN
     packed: bool = False  # True: X is a bmm.bits.BitMatrix
     unavailable: str | None = None  # why it cannot run here, or None
+    data_dependent: bool = False  # True: its cost depends on the data's ink, not only N, K, D
 
     def __call__(self, X, pi, mu):
         if self.unavailable:
@@ -98,9 +99,19 @@ VARIANTS: dict[str, Variant] = {}
 ARTICLE_FIRST, ARTICLE_FINAL = "loops_ndk_as_published", "matmul_as_published"
 
 
-def _register(name, dtype=np.float64, attempt="", stable=True, packed=False, unavailable=None):
+def _register(
+    name,
+    dtype=np.float64,
+    attempt="",
+    stable=True,
+    packed=False,
+    unavailable=None,
+    data_dependent=False,
+):
     def wrap(func):
-        VARIANTS[name] = Variant(name, func, dtype, attempt, stable, packed, unavailable)
+        VARIANTS[name] = Variant(
+            name, func, dtype, attempt, stable, packed, unavailable, data_dependent
+        )
         return func
 
     return wrap
@@ -342,7 +353,8 @@ if numba is not None:
     )
 
 
-@_register("numba_ndk", attempt="1, compiled", unavailable=NO_NUMBA)
+# a branch a pixel: its cost depends on how the data's pixels fall (the branch predictor)
+@_register("numba_ndk", attempt="1, compiled", unavailable=NO_NUMBA, data_dependent=True)
 def numba_ndk(X, pi, mu):
     return _normalise(_numba_log_joint(X, *_logs(pi, mu)), compiled=True)
 
@@ -362,7 +374,15 @@ def numba_simd(X, pi, mu):
 # ``dtype`` is the precision of the tables and of γ: float32 as a variant, float64 in scoring.
 
 
-@_register("packed_lut", dtype=np.float32, attempt="beyond", packed=True, unavailable=NO_NUMBA)
+# its cost grows with the non-zero nibbles an image holds: with the data's ink
+@_register(
+    "packed_lut",
+    dtype=np.float32,
+    attempt="beyond",
+    packed=True,
+    unavailable=NO_NUMBA,
+    data_dependent=True,
+)
 def packed_lut(X, pi, mu, dtype=np.float32):
     log_pi, log_mu, log_1mu = _logs(pi, mu)
     W, c = (log_mu - log_1mu).T, log_1mu.sum(axis=1) + log_pi
