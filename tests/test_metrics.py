@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
+from bmm import fit_job
 from bmm.em import BernoulliMixture
 from bmm.metrics import cluster_labels, clustering_scores, evaluate, purity
 from bmm.report import figures
@@ -96,6 +97,27 @@ def test_evaluate(two_splits):
     assert out["n_parameters"] == model.n_parameters() == 3 * 20 + 2
     assert out["n_empty"] == 0 and out["n_degenerate"] == 0
     assert out["train_purity"] > 0.95 and out["test_purity"] > 0.95  # a well-separated toy
+
+
+def test_without_labels_the_scores_that_need_them_are_left_out_not_zero(two_splits):
+    """Data without labels: purity, NMI and ARI are NaN (not measured), the rest as with
+    labels; and a fit's metrics row says so too."""
+    model, X_train, y_train, X_test, y_test = two_splits
+    out = evaluate(model, X_train, None, X_test, None)
+    labelled = evaluate(model, X_train, y_train, X_test, y_test)
+    for split in ("train", "test"):
+        for name in ("purity", "nmi", "ari"):
+            assert np.isnan(out[f"{split}_{name}"]), (split, name)
+        assert out[f"{split}_loglik"] == labelled[f"{split}_loglik"]
+    assert out["bic"] == labelled["bic"] and out["n_degenerate"] == labelled["n_degenerate"]
+    settings = {"dataset": "mine", "variant": "matmul_fused", "K": 3, "seed": 0, "n_train": None}
+    outcome = {"converged": True, "n_iter": 3, "lower_bound": -1.0}
+    row = fit_job.metrics_row(
+        model, {"config": settings, "fit": outcome}, X_train, None, X_test, None
+    )
+    assert row.loc[0, "dataset"] == "mine" and row.loc[0, "n_test"] == len(X_test)
+    assert row[["train_purity", "test_purity", "test_nmi", "test_ari"]].isna().all().all()
+    assert row.loc[0, "n_train"] == len(X_train)
 
 
 def test_evaluate_counts_empty_clusters(two_splits):
