@@ -153,7 +153,7 @@ def test_cluster_means_marks_degenerate_components(tmp_path, monkeypatch):
     pi = np.array([0.5, 0.3, 0.2 - 1e-4, 1e-4])
     mu = rng.random((4, 784))
     degenerate = np.array([False, False, False, True])
-    figures.cluster_means(pi, mu, tmp_path / "m.png", {0: 3, 3: 7}, "t", degenerate)
+    figures.cluster_means(pi, mu, tmp_path / "m.png", {0: 3, 3: 7}, "t", degenerate, (28, 28))
     (fig,) = figures_drawn
     axes = fig.axes[:4]  # ordered by weight: the degenerate component comes last
     assert [ax.get_title() for ax in axes] == [
@@ -168,5 +168,29 @@ def test_cluster_means_marks_degenerate_components(tmp_path, monkeypatch):
         assert all((s.get_edgecolor() == red) == flagged for s in spines)
         assert (ax.title.get_color() == "red") == flagged
     # without flags, nothing is marked
-    figures.cluster_means(pi, mu, tmp_path / "m.png", None, "t")
+    figures.cluster_means(pi, mu, tmp_path / "m.png", None, "t", image_shape=(28, 28))
     assert not any("degenerate" in ax.get_title() for ax in figures_drawn[-1].axes)
+
+
+def test_cluster_means_without_an_image_shape_are_one_heat_map(tmp_path, monkeypatch):
+    """Features that are not an image: one K×D heat map, a row per component ordered by
+    weight, its label naming π_k (and the majority label), degenerate ones in red."""
+    figures_drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: figures_drawn.append(fig))
+    pi = np.array([0.2, 0.5, 0.3 - 1e-4, 1e-4])
+    mu = np.random.default_rng(1).random((4, 37))
+    degenerate = np.array([False, False, False, True])
+    figures.cluster_means(pi, mu, tmp_path / "m.png", {1: "b"}, "t", degenerate)
+    (fig,) = figures_drawn
+    ax = fig.axes[0]
+    (image,) = ax.get_images()
+    np.testing.assert_array_equal(image.get_array(), mu[[1, 2, 0, 3]])  # by weight
+    ticks = ax.get_yticklabels()
+    assert [t.get_text() for t in ticks] == [
+        "π=0.500 'b'",
+        "π=0.300",
+        "π=0.200",
+        "degenerate π=0.000",
+    ]
+    assert [t.get_color() == "red" for t in ticks] == [False, False, False, True]
+    assert "D = 37" in ax.get_xlabel()

@@ -107,3 +107,14 @@ def test_an_image_shape_that_does_not_hold_D_pixels_is_named(tmp_path):
 def test_too_few_rows_for_a_test_split(tmp_path):
     message = error(own(tmp_path, X[:2], test_fraction=0.1))
     assert message.startswith("datasets.mine.test_fraction: 0.1 of the 2 rows")
+
+
+def test_the_split_holds_out_a_stratified_test_fraction():
+    labels = np.repeat([0, 1], [80, 20])
+    rows = own_data.split(100, labels, 0.2, seed=3)
+    assert len(rows["test"]) == 20 and len(rows["train"]) == 80
+    assert np.bincount(labels[rows["test"]]).tolist() == [16, 4]
+    assert sorted([*rows["train"], *rows["test"]]) == list(range(100))
+    again = own_data.split(100, labels, 0.2, seed=3)
+    np.testing.assert_array_equal(again["test"], rows["test"])
+    assert len(own_data.split(7, None, 0.3, seed=0)["test"]) == 2

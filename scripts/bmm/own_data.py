@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import storage
 from .datasets import DataSetError, OwnSet
 
 SUFFIXES = (".npy", ".parquet")
@@ -117,6 +118,14 @@ def load(s: OwnSet) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
         X = X.astype(bool)
     labels, names = (None, None) if s.labels is None else _labels(s)
     return X, labels, names
+
+
+def split(n: int, labels: np.ndarray | None, test_fraction: float, seed: int) -> dict:
+    """``{"train": rows, "test": rows}`` (sorted indices) of ``n`` rows: round(n ·
+    test_fraction) test rows drawn by ``seed``, stratified by label (uniform without), and
+    the rest for training."""
+    test = storage.subset(n, labels, round(n * test_fraction), seed)
+    return {"train": np.setdiff1d(np.arange(n), test), "test": test}
 
 
 def _existing(s: OwnSet, key: str, value: str) -> Path:

@@ -133,6 +133,7 @@ def write_binarized(
         "n_images": N,
         "n_pixels": D,
         "image_shape": None if image_shape is None else [int(s) for s in image_shape],
+        "has_labels": labels is not None,
         "label_names": None if label_names is None else [str(n) for n in label_names],
         "packing": PACKING,
         **ink(X),
