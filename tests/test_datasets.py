@@ -116,3 +116,27 @@ def test_a_sets_own_threshold_overrides_the_shared_one():
     c = config(["mnist", "fashion-mnist"], **{"fashion-mnist": {"threshold": 0.25}})
     assert datasets.threshold(c, "fashion-mnist") == 0.25
     assert datasets.threshold(c, "mnist") == 0.5
+
+
+@pytest.mark.parametrize("required", ["1", None])
+def test_a_missing_real_data_set_skips_the_tests_or_fails_them_under_ci(
+    tmp_path, monkeypatch, required
+):
+    """conftest's one helper for real data: skip, saying where it looked, or fail when
+    BMM_REQUIRE_DATA=1 (as .ci/run sets it), so CI cannot pass without its real data."""
+    from conftest import real_dir
+
+    monkeypatch.setenv("BMM_FASHION_MNIST_DIR", str(tmp_path))
+    if required:
+        monkeypatch.setenv("BMM_REQUIRE_DATA", required)
+    else:
+        monkeypatch.delenv("BMM_REQUIRE_DATA", raising=False)
+    outcome = pytest.fail.Exception if required else pytest.skip.Exception
+    with pytest.raises(outcome) as info:
+        real_dir("fashion-mnist")
+    message = str(info.value)
+    assert f"real fashion-mnist not found: {tmp_path} lacks train-images-idx3-ubyte.gz" in message
+    assert ("BMM_REQUIRE_DATA=1 forbids skipping" in message) == bool(required)
+    for f in FASHION_MNIST.file_names:  # with the files there, it is found
+        (tmp_path / f).write_bytes(b"")
+    assert real_dir("fashion-mnist") == tmp_path
