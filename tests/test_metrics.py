@@ -190,7 +190,7 @@ def test_cluster_means_without_an_image_shape_are_one_heat_map(tmp_path, monkeyp
         "π=0.500 'b'",
         "π=0.300",
         "π=0.200",
-        "degenerate π=0.000",
+        "degenerate π=1e-04",  # not 0.000: a small weight keeps its digits
     ]
     assert [t.get_color() == "red" for t in ticks] == [False, False, False, True]
     assert "D = 37" in ax.get_xlabel()

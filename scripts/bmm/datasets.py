@@ -97,7 +97,7 @@ def _files(*files: tuple[str, str, str]) -> dict[str, IDXFile]:
 MNIST = IDXSet(
     name="mnist",
     title="MNIST",
-    about="handwritten digits, by Yann LeCun, Corinna Cortes and Christopher J. C. Burges",
+    about="Handwritten digits, by Yann LeCun, Corinna Cortes and Christopher J. C. Burges",
     # (file, SHA-256 of the .gz as published, SHA-256 of the IDX bytes inside it)
     files=_files(
         (

@@ -395,14 +395,17 @@ def _clip_outliers(ax, values: pd.Series, typical: pd.Series) -> None:
     if values.min() >= floor:
         return
     ax.set_ylim(floor, hi + 0.1 * (hi - lo + 1.0))
+    marked: dict[float, int] = {}  # x -> values marked there, stacked so none overlap
     for line in ax.get_lines():
         x, y = line.get_xdata(), line.get_ydata()
         for xi, yi in zip(x, y, strict=True):
             if yi < floor:
+                above = marked.get(xi, 0)
+                marked[xi] = above + 1
                 ax.annotate(
                     f"{yi:.0f} ↓",
                     (xi, floor),
-                    xytext=(0, 4),
+                    xytext=(0, 4 + 9 * above),
                     textcoords="offset points",
                     ha="center",
                     fontsize=7,
@@ -479,6 +482,8 @@ def bits_vs_ink(t: Tables, path) -> None:
         "packed_lut ÷ X @ W (log scale)",
         "below 1: the bits beat the bare product",
     )
+    for which in (axes[1].yaxis.set_major_formatter, axes[1].yaxis.set_minor_formatter):
+        which(matplotlib.ticker.FormatStrFormatter("%g"))  # 0.3, not 3×10⁻¹
     for ax in axes:
         _K_axis(ax, s["K"].unique())
     fig.suptitle(
@@ -568,7 +573,7 @@ def cluster_means(
             for spine in ax.spines.values():
                 spine.set(color="red", linewidth=2.5)
         else:
-            ax.set_title(f"π={pi[k]:.3f}{label}", fontsize=7)
+            ax.set_title(f"π={_weight(pi[k])}{label}", fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
@@ -576,6 +581,11 @@ def cluster_means(
         ax.axis("off")
     fig.suptitle(title or f"Cluster means, K={K}", fontsize=10)
     _save(fig, path)
+
+
+def _weight(p: float) -> str:
+    """π_k as a title shows it: 0.185; a small one not as 0.000 but 4e-04."""
+    return f"{p:.3f}" if p >= 0.001 or p == 0 else f"{p:.0e}"
 
 
 def means_heat_map(
@@ -596,7 +606,7 @@ def means_heat_map(
     )
     names = []
     for k in order:
-        name = f"π={pi[k]:.3f}" + (f" '{labels[k]}'" if labels and k in labels else "")
+        name = f"π={_weight(pi[k])}" + (f" '{labels[k]}'" if labels and k in labels else "")
         names.append(("degenerate " if degenerate is not None and degenerate[k] else "") + name)
     ax.set_yticks(np.arange(K), names, fontsize=max(4, min(8, 400 // K)))
     if degenerate is not None:
