@@ -350,7 +350,7 @@ def test_a_truncated_table_stops_the_next_rule_with_one_line_naming_it(
     # following the advice
     run.path(table).unlink()
     run.snakemake(target)
-    assert io.read_parquet(run.path(target)) is not None
+    assert run.path(target).is_file() and run.path(table).is_file()  # both made again
 
 
 # ---------------------------------------------------------------------------------------
