@@ -242,6 +242,15 @@ def test_the_summary_names_where_the_bits_win_on_each_set(ratio, words):
     assert "on Sparse the fastest E-step" in plain  # the article's story: the first set's
 
 
+def test_summary_says_when_the_articles_three_lines_were_not_timed_at_a_large_point():
+    g = grid()
+    g = g[~((g["variant"] == ARTICLE_FINAL) & (g["K"] == 100))]
+    plain = summary(("sparse", g))
+    assert "30.0× the article's three lines" in plain  # K = 10, timed
+    assert "(packed_lut, the article's three lines were not timed there)" in plain
+    assert "nan" not in plain.lower()
+
+
 def test_summary_says_when_attempt_1_was_not_timed():
     plain = summary(("sparse", grid(first_at_article_point="skip:12.5")))
     assert "was not timed there (predicted 12.5 s, over the budget), so no ratio" in plain

@@ -276,7 +276,8 @@ def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
     """A fake variant of known cost (1 ms per 10 image-components) on a fake clock: the first
     K is timed in full, whatever it costs; at the later K the points run in order of N, and
     the first one that would take the variant past its total budget is skipped with that
-    reason, as is everything after it."""
+    reason, as is everything after it, except the largest N at the largest K, which the
+    report's comparison reads: only the budget per point limits that one."""
     now = [0.0]
 
     def fake(X, pi, mu):
@@ -288,7 +289,7 @@ def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
         "fake",
         X,
         [10, 100, 400],
-        [10, 20],
+        [10, 20, 30],
         repeats=2,
         warmup=0,
         budget_s=5.0,
@@ -299,7 +300,8 @@ def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
     s = statuses(df)
     # K=10: 0.02 + 0.2 + 0.8 = 1.02 s, and N=400 alone predicted 0.4 s: over the budget, but
     # the first K is timed in full and not counted; K=20: N=10 (0.04 s) and N=100
-    # (predicted 0.2 s, 0.4 s run) fit, N=400 (predicted 0.8 s) would take the total past it
+    # (predicted 0.2 s, 0.4 s run) fit, N=400 (predicted 0.8 s) would take the total past
+    # it; K=30: the budget is spent, but N=400 (predicted 1.2 s from K=10) runs all the same
     assert s == {
         (10, 10): ["ok"],
         (100, 10): ["ok"],
@@ -307,13 +309,23 @@ def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
         (10, 20): ["ok"],
         (100, 20): ["ok"],
         (400, 20): ["skipped"],
+        (10, 30): ["skipped"],
+        (100, 30): ["skipped"],
+        (400, 30): ["ok"],
     }
     skipped = df[df["status"] == "skipped"].iloc[0]
     assert skipped["predicted_s"] == pytest.approx(0.8)
     assert "the variant's budget of 0.3 s is spent (0.44 s used)" in skipped["reason"]
     ok = df[df["status"] == "ok"]
     assert ok.groupby(["N", "K"])["seconds"].first().to_dict() == pytest.approx(
-        {(10, 10): 0.01, (100, 10): 0.1, (400, 10): 0.4, (10, 20): 0.02, (100, 20): 0.2}
+        {
+            (10, 10): 0.01,
+            (100, 10): 0.1,
+            (400, 10): 0.4,
+            (10, 20): 0.02,
+            (100, 20): 0.2,
+            (400, 30): 1.2,
+        }
     )
 
 

@@ -290,7 +290,11 @@ def summary_html(
         N = first["N_max"]
         pieces = [
             f"{_ms(r['seconds'])} at K = {K} (<code>{r['fastest']}</code>, "
-            f"<strong>{r['speedup']:.1f}×</strong> the article's three lines as published)"
+            + (
+                f"<strong>{r['speedup']:.1f}×</strong> the article's three lines as published)"
+                if np.isfinite(r["speedup"])
+                else "the article's three lines were not timed there)"
+            )
             for K, r in large.items()
         ]
         peak = [f"{100 * r['peak_fraction']:.0f}% at K = {K}" for K, r in large.items()]
