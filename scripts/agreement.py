@@ -11,6 +11,7 @@ with job(snakemake) as log:
         pi, mu, meta = read_params(path)
         fits[meta["config"]["variant"]] = (pi, mu, meta)
     table = agreement_table(fits, snakemake.params.reference)
+    table.insert(0, "dataset", snakemake.params.dataset)
     meta = provenance.collect(
         {"reference": snakemake.params.reference, "shared": next(iter(fits.values()))[2]["config"]},
         sources_of(snakemake.input.params[0]),

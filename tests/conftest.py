@@ -4,7 +4,7 @@ Use them by name in any test under tests/:
 
 - ``idx_writer(path, array, magic=None, gz=True) -> Path`` writes an IDX file.
 - ``synthetic_mnist`` (session): ``.dir`` holds the four files named as in
-  ``bmm.mnist.FILES``; ``.sha256`` maps file name -> SHA-256; ``.train`` / ``.test`` are
+  ``bmm.datasets.MNIST``; ``.sha256`` maps file name -> SHA-256; ``.train`` / ``.test`` are
   the (images, labels) arrays in them.
 - ``http_mirror(directory, mode="ok") -> url`` serves ``directory`` over HTTP on
   127.0.0.1; the returned URL (a ``str``) also has ``.requests``, the paths requested.
@@ -13,9 +13,9 @@ Use them by name in any test under tests/:
   (``require("data", ...)``: a failure under BMM_REQUIRE_DATA=1 or BMM_REQUIRE_ALL=1).
 - ``require(what, reason)``: skip a test that needs what this machine lacks, or fail it where
   ``BMM_REQUIRE_<WHAT>=1`` or ``BMM_REQUIRE_ALL=1`` (CI) says it must not be missing.
-- ``synthetic_run`` / ``mnist_run`` (session): the whole pipeline, run once on the small test
-  config with the synthetic or the real MNIST served by a local mirror (``Run``); the second
-  skips when the real MNIST is absent. ``run`` (module) is each of them in turn.
+- ``synthetic_run`` / ``real_run`` (session): the whole pipeline, run once on the small test
+  config with the synthetic MNIST, or on slices of the real MNIST and Fashion-MNIST, served by
+  local mirrors (``Run``); the second skips when a real set is absent (fails under CI).
 """
 
 from __future__ import annotations
@@ -35,9 +35,12 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from bmm.mnist import FILES, SHA256
+from bmm.datasets import MNIST
 
 REPO = Path(__file__).resolve().parents[1]
+#: MNIST's four file names by role, and the SHA-256 of each .gz (from the registry).
+FILES = {role: f.name for role, f in MNIST.files.items()}
+SHA256 = {f.name: f.gz_sha256 for f in MNIST.files.values()}
 
 # estep="auto" keeps its timed choices in a cache (bmm.auto); the tests, and the pipeline runs
 # they start, keep theirs apart from the user's.
@@ -248,24 +251,52 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def find_real_mnist() -> tuple[Path, list[str]]:
-    """Where the real MNIST copy should be ($BMM_MNIST_DIR or ../shared/data/mnist), and
-    which of the four files it lacks."""
-    default = REPO / ".." / "shared" / "data" / "mnist"
-    directory = Path(os.environ.get("BMM_MNIST_DIR") or default).resolve()
-    return directory, [name for name in FILES.values() if not (directory / name).is_file()]
+#: Where the tests look for each real data set: an environment variable naming a directory
+#: of its four files, else the default (MNIST: ../shared/data/mnist next to the repository;
+#: Fashion-MNIST: Debian's dataset-fashion-mnist package).
+REAL_DATA = {
+    "mnist": ("BMM_MNIST_DIR", REPO / ".." / "shared" / "data" / "mnist"),
+    "fashion-mnist": ("BMM_FASHION_MNIST_DIR", Path("/usr/share/datasets/fashion-mnist")),
+}
+
+
+def find_real(name: str) -> tuple[Path, list[str]]:
+    """Where the real copy of data set ``name`` should be, and which of its files it lacks."""
+    from bmm.datasets import REGISTRY
+
+    variable, default = REAL_DATA[name]
+    directory = Path(os.environ.get(variable) or default).resolve()
+    return directory, [f for f in REGISTRY[name].file_names if not (directory / f).is_file()]
+
+
+def skip_without_data(reason: str) -> None:
+    """Skip a test whose real data set is missing, saying why; under ``BMM_REQUIRE_DATA=1``
+    or ``BMM_REQUIRE_ALL=1`` (set by .ci/run) fail it instead, so that CI cannot pass without
+    testing on real data."""
+    require("data", reason)
+
+
+def real_dir(name: str) -> Path:
+    """The directory of data set ``name``'s real files, or skip (fail under BMM_REQUIRE_DATA)."""
+    directory, missing = find_real(name)
+    if missing:
+        variable = REAL_DATA[name][0]
+        skip_without_data(
+            f"real {name} not found: {directory} lacks {', '.join(missing)} (set {variable})"
+        )
+    return directory
 
 
 @pytest.fixture(scope="session")
 def real_mnist_dir() -> Path:
     """The real MNIST files: $BMM_MNIST_DIR, else ../shared/data/mnist next to the repo."""
-    directory, missing = find_real_mnist()
-    if missing:
-        require(
-            "data",
-            f"real MNIST not found: {directory} lacks {', '.join(missing)} (set BMM_MNIST_DIR)",
-        )
-    return directory
+    return real_dir("mnist")
+
+
+@pytest.fixture(scope="session")
+def real_fashion_mnist_dir() -> Path:
+    """The real Fashion-MNIST files: $BMM_FASHION_MNIST_DIR, else Debian's package's."""
+    return real_dir("fashion-mnist")
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,34 +369,80 @@ def full_config(*files: Path) -> dict:
     return bmm.config.validate(config, schema)
 
 
+def synthetic_set(mirror: str, sha256: dict[str, str]) -> dict:
+    """The synthetic MNIST as the config describes a set the registry does not hold: its
+    mirror, its four files with the SHA-256 of each .gz, its label names."""
+    return {
+        "mirrors": [mirror],
+        "files": {role: {"name": name, "gz_sha256": sha256[name]} for role, name in FILES.items()},
+        "label_names": [f"class {c}" for c in range(10)],
+    }
+
+
+#: The user's own data of the synthetic run: rows of 0/1 drawn from a 12-component mixture
+#: (no labels, no image shape), as ``OWN_PATH`` in the run's directory (a relative path).
+#: Twelve components, so that fits with K = 10 find no component of one row alone.
+OWN_ROWS, OWN_FEATURES, OWN_PATH = 400, 60, "own.npy"
+
+
+def write_own_data(workdir: Path) -> Path:
+    """Write the synthetic run's own data set (``OWN_PATH``) into ``workdir``."""
+    rng = np.random.default_rng(11)
+    mu = rng.choice([0.05, 0.9], size=(12, OWN_FEATURES), p=[0.7, 0.3])
+    X, _ = sample_bmm(rng, OWN_ROWS, np.full(12, 1 / 12), mu)
+    path = workdir / OWN_PATH
+    np.save(path, X)
+    return path
+
+
+def write_data_yaml(workdir: Path, mirror: str, sha256: dict[str, str], own: bool = False) -> Path:
+    """``workdir/data.yaml``: the data sets of a run on the synthetic MNIST from ``mirror``
+    (the set "synthetic"), with ``own`` also the user's own data (the set "own", written into
+    ``workdir`` as ``OWN_PATH``)."""
+    sets = {"synthetic": synthetic_set(mirror, sha256)}
+    if own:
+        write_own_data(workdir)
+        sets["own"] = {"path": OWN_PATH}
+    return write_yaml(workdir / "data.yaml", {"data": {"sets": list(sets)}, "datasets": sets})
+
+
 class Run:
     """A finished pipeline run: its working directory and how to call Snakemake there.
 
-    It ran on the small test config, then ``overlays`` (config files), then ``mirror_yaml``
-    (where MNIST came from). ``settings``: the small config with the overlays layered on, as
-    the files write it; ``config``: the whole config the run saw (:func:`full_config`).
+    It ran on the small test config, then ``overlays`` (config files), then ``data_yaml``
+    (the data sets and where they came from), then ``after``. ``settings``: the small config
+    with the overlays layered on, as the files write it; ``config``: the whole config the
+    run saw (:func:`full_config`); ``sets``: its data sets' names; ``sources``: the
+    directory each IDX set's files came from.
     """
 
     def __init__(
         self,
         workdir: Path,
-        mirror_yaml: Path,
-        source_dir: Path,
+        data_yaml: Path,
+        sources: dict[str, Path],
         kind: str = "",
         overlays: tuple[Path, ...] = (),
+        after: tuple[Path, ...] = (),
     ):
         import yaml
 
-        self.workdir, self.mirror_yaml, self.source_dir = workdir, mirror_yaml, source_dir
-        self.kind, self.overlays = kind, tuple(overlays)
-        self.sha256 = yaml.safe_load(mirror_yaml.read_text())["mnist"]["sha256"]
+        self.workdir, self.data_yaml, self.sources = workdir, data_yaml, sources
+        self.kind, self.overlays, self.after = kind, tuple(overlays), tuple(after)
         self.settings = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
         for path in self.overlays:
             self.settings = merged(self.settings, yaml.safe_load(Path(path).read_text()))
-        self.config = full_config(REPO / "tests/config/config.yaml", *self.overlays, mirror_yaml)
+        self.config = full_config(
+            REPO / "tests/config/config.yaml", *self.overlays, data_yaml, *self.after
+        )
+        self.sets = self.config["data"]["sets"]
+
+    def extra_files(self) -> list[str]:
+        """The config files after the settings: the data sets', and any after them."""
+        return [str(self.data_yaml), *map(str, self.after)]
 
     def configfiles(self, *extra: Path) -> list[str]:
-        files = [REPO / "tests/config/config.yaml", *self.overlays, self.mirror_yaml, *extra]
+        files = [REPO / "tests/config/config.yaml", *self.overlays, *self.extra_files(), *extra]
         return ["--configfile", *map(str, files)]
 
     def snakemake(self, *args: str, extra: tuple[Path, ...] = (), **kw):
@@ -379,64 +456,98 @@ def start_run(
     tmp_path_factory,
     name: str,
     source_dir: Path,
-    sha256: dict[str, str] | None,
+    sha256: dict[str, str],
     overlays: tuple[Path, ...] = (),
+    own: bool = False,
 ) -> Run:
     """Run the pipeline on the small test config (and ``overlays``) in a fresh copy of the
-    workflow, with the MNIST files in ``source_dir`` served by a local mirror."""
+    workflow, on the synthetic MNIST in ``source_dir`` served by a local HTTP mirror (the set
+    "synthetic"), and with ``own`` also on a set of one's own 0/1 data (the set "own")."""
     workdir = copy_workflow(tmp_path_factory.mktemp(name))
     with MirrorServer(source_dir) as url:
-        mirror = write_yaml(
-            workdir / "mirror.yaml", {"mnist": {"mirrors": [str(url)], "sha256": sha256}}
-        )
-        run = Run(workdir, mirror, source_dir, name, overlays)
+        data = write_data_yaml(workdir, str(url), sha256, own)
+        run = Run(workdir, data, {"synthetic": source_dir}, name, overlays)
         run.snakemake()
     return run
 
 
 @pytest.fixture(scope="session")
 def synthetic_run(tmp_path_factory, synthetic_mnist) -> Run:
-    """The pipeline run once per session on the synthetic MNIST (a few minutes)."""
-    return start_run(tmp_path_factory, "synthetic", synthetic_mnist.dir, synthetic_mnist.sha256)
+    """The pipeline run once per session on two small data sets: the synthetic MNIST as an
+    IDX set of the config's own, and 0/1 data of one's own without labels (a few minutes)."""
+    return start_run(
+        tmp_path_factory, "synthetic", synthetic_mnist.dir, synthetic_mnist.sha256, own=True
+    )
+
+
+#: The issue's acceptance config, layered over tests/config/config.yaml as it is: MNIST and
+#: Fashion-MNIST from local copies (../shared/data/mnist, Debian's dataset-fashion-mnist).
+TWO_SETS = REPO / "tests/config/two_sets.yaml"
 
 
 @pytest.fixture(scope="session")
-def mnist_run(tmp_path_factory) -> Run:
-    """The pipeline run once per session on the real MNIST, or skip when it is absent."""
-    directory, missing = find_real_mnist()
-    if missing:
-        require("data", f"real MNIST not found in {directory} (set BMM_MNIST_DIR)")
-    overlay = REPO / "tests/config/mnist.yaml"  # a few thousand images: scores that mean something
-    return start_run(tmp_path_factory, "mnist", directory, dict(SHA256), (overlay,))
+def real_run(tmp_path_factory) -> Run:
+    """The pipeline run once per session on small slices of the real MNIST and Fashion-MNIST,
+    with exactly tests/config/two_sets.yaml over the small config; or skip (fail under
+    BMM_REQUIRE_DATA=1) when either set's files are absent. The run's directory sits where
+    the YAML's relative mirror ../shared/data/mnist finds the MNIST copy (a link to it)."""
+    import yaml
+
+    mnist, fashion = real_dir("mnist"), real_dir("fashion-mnist")
+    root = tmp_path_factory.mktemp("real")
+    (root / "shared" / "data").mkdir(parents=True)
+    (root / "shared" / "data" / "mnist").symlink_to(mnist, target_is_directory=True)
+    workdir = copy_workflow(root / "work")
+    after: tuple[Path, ...] = ()
+    listed = yaml.safe_load(TWO_SETS.read_text())["datasets"]["fashion-mnist"]["mirrors"]
+    if Path(listed[0]).resolve() != fashion:  # BMM_FASHION_MNIST_DIR names another copy
+        where = {"datasets": {"fashion-mnist": {"mirrors": [str(fashion)]}}}
+        after = (write_yaml(root / "fashion.yaml", where),)
+    run = Run(workdir, TWO_SETS, {"mnist": mnist, "fashion-mnist": fashion}, "real", after=after)
+    run.snakemake()
+    return run
 
 
 @pytest.fixture(
-    scope="module", params=["synthetic", pytest.param("mnist", marks=pytest.mark.mnist)]
+    scope="module",
+    params=[
+        "synthetic",
+        pytest.param("real", marks=[pytest.mark.mnist, pytest.mark.fashion_mnist]),
+    ],
 )
 def run(request) -> Run:
-    """The session's finished run on each data source in turn (``synthetic_run``, then
-    ``mnist_run``), for the tests that only read a finished run. The real-MNIST instances
-    carry the ``mnist`` marker from collection on, so ``-m "not mnist"`` deselects them."""
+    """The session's finished run on each kind of data in turn (``synthetic_run``, then
+    ``real_run``), for the tests that only read a finished run. The real-data instances
+    carry the ``mnist`` and ``fashion_mnist`` markers from collection on, so
+    ``-m "not mnist"`` deselects them."""
     return request.getfixturevalue(f"{request.param}_run")
 
 
-def report_figures(K: list[int]) -> dict[str, Path]:
-    """Every figure the workflow flags with ``report()``, as output path -> caption file:
-    each of bmm.report.figures.FIGURES (workflow/rules/common.smk's figure_outputs) and the
-    cluster means of each K (workflow/rules/report.smk's plot_means)."""
+def report_figures(K: list[int], sets: list[str]) -> dict[str, Path]:
+    """Every figure the workflow flags with ``report()`` for a run on the data ``sets`` with
+    the components ``K``, as output path -> caption file: each of bmm.report.figures.FIGURES,
+    once per data set or once for the run by its scope (workflow/rules/common.smk's
+    figure_outputs and figure_path), and the cluster means of each set and K (means_outputs)."""
     from bmm.report.figures import FIGURES
 
     captions = REPO / "workflow" / "report"
     rules = (REPO / "workflow/rules/common.smk").read_text()
-    assert (
-        'f"results/report/figures/{name}.png"' in rules
-        and 'caption=f"../report/{name}.rst"' in rules
-    )
-    figures = {f"results/report/figures/{name}.png": captions / f"{name}.rst" for name in FIGURES}
-    means = (REPO / "workflow/rules/report.smk").read_text()
-    assert '"results/report/figures/means_K{K}.png"' in means and '"../report/means.rst"' in means
-    for k in K:
-        figures[f"results/report/figures/means_K{k}.png"] = captions / "means.rst"
+    for pattern in (
+        'f"results/report/figures/{dataset}/{name}.png"',
+        'f"results/report/figures/{name}.png"',
+        'caption=f"../report/{name}.rst"',
+        'f"results/report/figures/{{dataset}}/means_K{K}.png"',
+        'caption="../report/means.rst"',
+    ):
+        assert pattern in rules, f"workflow/rules/common.smk no longer writes {pattern}"
+    figures = {}
+    for name, figure in FIGURES.items():
+        for d in sets if figure.scope == "set" else [None]:
+            where = f"{d}/{name}" if d else name
+            figures[f"results/report/figures/{where}.png"] = captions / f"{name}.rst"
+    for d in sets:
+        for k in K:
+            figures[f"results/report/figures/{d}/means_K{k}.png"] = captions / "means.rst"
     return figures
 
 

@@ -1,15 +1,17 @@
-"""The config is checked before any job runs, and every problem names its key and range."""
+"""The config is checked before any job runs, and every problem names its key and range; its
+values are written once, in config/config.yaml; the data sets it names exist."""
 
 from __future__ import annotations
 
 import copy
 
+import numpy as np
 import pytest
 import yaml
 from conftest import REPO, copy_workflow, run_snakemake, write_yaml
 
 from bmm import config as C
-from bmm import estep, mnist
+from bmm import datasets, estep
 
 SCHEMA = C.load_schema(REPO / "workflow/schemas/config.schema.yaml")
 DEFAULT = yaml.safe_load((REPO / "config/config.yaml").read_text())
@@ -59,21 +61,42 @@ def test_default_and_small_configs_are_valid():
     check(merged(DEFAULT, SMALL))
 
 
-def test_an_empty_config_gets_every_default_from_the_schema():
-    filled = check({})
-    assert filled["data"]["threshold"] == 0.5
-    assert filled["fit"]["K"] == [10, 20, 50, 100]
-    assert (
-        filled["fit"]["caps"]["loops_ndk"]["n_train"]
-        == DEFAULT["fit"]["caps"]["loops_ndk"]["n_train"]
-    )
-    assert filled["mnist"]["mirrors"] == DEFAULT["mnist"]["mirrors"]
-    assert filled["timing"]["N"] == DEFAULT["timing"]["N"]
+def test_a_config_that_replaces_the_default_is_told_each_missing_key():
+    """The values live in config/config.yaml alone; a config that replaces it instead of
+    layering over it is told what it lacks, key by key."""
+    message = error_of({})
+    for key in ("data", "datasets", "download", "fit", "timing", "report"):
+        assert f"  - {key}: missing; config/config.yaml sets it" in message
+    partial = copy.deepcopy(DEFAULT)
+    del partial["fit"]["tol"], partial["timing"]["seed"]
+    message = error_of(partial)
+    assert "fit.tol: missing" in message and "timing.seed: missing" in message
+    assert "layer your file over it (--configfile)" in message
 
 
-def test_the_default_config_file_states_every_schema_default():
-    """config/config.yaml and the schema's defaults describe the same experiment."""
-    assert check({}) == check(DEFAULT)
+def schema_nodes(schema, path=""):
+    """Every (path, sub-schema) of the schema, through properties and $defs."""
+    yield path, schema
+    for name, sub in schema.get("properties", {}).items():
+        yield from schema_nodes(sub, f"{path}.{name}" if path else name)
+    for name, sub in schema.get("$defs", {}).items():
+        yield from schema_nodes(sub, f"$defs.{name}")
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        yield from schema_nodes(extra, f"{path}.<name>")
+
+
+def test_the_values_are_written_once_in_the_config_file_not_in_the_schema():
+    """config/config.yaml states every value; the schema states types and ranges only, and
+    requires each key of the default experiment, so the two cannot drift apart."""
+    raw = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    with_default = [path for path, node in schema_nodes(raw) if "default" in node]
+    assert not with_default, f"the schema holds values: {with_default}"
+    for path, node in schema_nodes(raw):
+        fixed = set(node.get("properties", {}))
+        if fixed and not path.startswith(("datasets", "$defs")):  # per-set keys are optional
+            assert set(node.get("required", [])) == fixed, path
+    check(DEFAULT)  # and the file satisfies it
 
 
 @pytest.mark.parametrize(
@@ -104,9 +127,16 @@ def test_the_default_config_file_states_every_schema_default():
         ("timing.N", [], "timing.N = []: must list at least 1"),
         ("timing.N", [0], "timing.N[0] = 0: must be ≥ 1"),
         ("timing.repeats", 0, "timing.repeats = 0: must be ≥ 1"),
-        ("mnist.mirrors", [], "mnist.mirrors = []: must list at least 1"),
-        ("mnist.timeout_s", 0, "mnist.timeout_s = 0: must be > 0"),
-        ("mnist.sha256", {"train-images-idx3-ubyte.gz": "abc"}, "mnist.sha256"),
+        ("download.timeout_s", 0, "download.timeout_s = 0: must be > 0"),
+        ("download.retries", 0, "download.retries = 0: must be ≥ 1"),
+        ("data.sets", [], "data.sets = []: must list at least 1"),
+        ("data.sets", ["mnist", "mnist"], "data.sets = ['mnist', 'mnist']: each item may appear"),
+        ("data.sets", ["my set"], "data.sets[0] = 'my set': must match the pattern"),
+        ("datasets", {"mnist": {"mirrors": []}}, "datasets.mnist.mirrors = []: must list at least"),
+        ("datasets", {"mnist": {"threshold": 2}}, "datasets.mnist.threshold = 2: must be a number"),
+        ("datasets", {"x": {"image_shape": [0]}}, "datasets.x.image_shape[0] = 0: must be ≥ 1"),
+        ("datasets", {"x": {"test_fraction": 1}}, "datasets.x.test_fraction = 1: must be < 1"),
+        ("datasets", {"x": {"mirror": ["m"]}}, "datasets.x: unknown key(s) ['mirror']"),
         ("fit.shared.K", 0, "fit.shared.K = 0: must be ≥ 1"),
     ],
 )
@@ -169,33 +199,122 @@ def test_an_unavailable_variant_is_rejected_with_the_fix(monkeypatch):
 
 
 def test_config_readme_explains_every_key():
-    """config/README.md names every key of the schema, so no setting is undocumented."""
+    """config/README.md names every key of the schema, so no setting is undocumented (a
+    data set's keys as datasets.<name>.<key>)."""
     readme = (REPO / "config/README.md").read_text()
+    keys = [path for path, _ in schema_nodes(SCHEMA) if path and not path.startswith("$defs")]
+    missing = [k for k in keys if f"`{k}`" not in readme]
+    assert "datasets.<name>.files" in keys and not missing, (
+        f"config/README.md does not explain: {missing}"
+    )
 
-    def keys(schema, prefix=""):
-        for name, sub in schema.get("properties", {}).items():
-            path = f"{prefix}.{name}" if prefix else name
-            yield path
-            if path != "mnist.sha256":  # its keys are the four file names
-                yield from keys(sub, path)
 
-    missing = [k for k in keys(SCHEMA) if f"`{k}`" not in readme]
-    assert not missing, f"config/README.md does not explain: {missing}"
+def test_the_old_mnist_key_stops_with_one_line_naming_the_new_keys():
+    old = with_("mnist", {"mirrors": ["/data/mnist"]})
+    message = error_of(old)
+    lines = message.splitlines()
+    assert lines[1] == "  - " + (
+        "the top-level key 'mnist' is gone: list data sets in data.sets and give each "
+        "one's settings under datasets.<name> (MNIST's mirrors: datasets.mnist.mirrors; "
+        "timeout_s and retries: download.timeout_s, download.retries); see config/README.md"
+    )
+    assert len(lines) == 3  # that line alone, not the schema's complaints besides
+
+
+def test_a_data_set_is_named_by_the_registry_or_described_under_datasets():
+    message = error_of(with_("data.sets", ["mnist", "kmnist"]))
+    assert (
+        "data.sets: 'kmnist' is neither in the registry (fashion-mnist, mnist) nor described"
+        in message
+    )
+    files = {role: {"name": f"{role}.gz", "idx_sha256": "a" * 64} for role in datasets.ROLES}
+    described = with_("datasets", {"kmnist": {"mirrors": ["http://h"], "files": files}})
+    check(with_("data.sets", ["mnist", "kmnist"], described))
+    own = with_("datasets", {"mnist": {"path": "x.npy"}})
+    assert "datasets.mnist: 'mnist' is in the registry" in error_of(own)
+
+
+def test_adding_a_data_set_to_the_registry_is_all_it_takes(monkeypatch):
+    """A set added to bmm.datasets.REGISTRY is accepted by name, with nothing else to edit:
+    the schema and the config name no set."""
+    kmnist = datasets.IDXSet(
+        "kmnist",
+        "Kuzushiji-MNIST",
+        {role: datasets.IDXFile(f"k-{role}.gz", "b" * 64, None) for role in datasets.ROLES},
+        ("http://codh.rois.ac.jp/kmnist/dataset/kmnist",),
+    )
+    monkeypatch.setitem(datasets.REGISTRY, "kmnist", kmnist)
+    config = check(with_("data.sets", ["mnist", "kmnist"]))
+    assert datasets.configured(config)["kmnist"] is kmnist
+    schema = (REPO / "workflow/schemas/config.schema.yaml").read_text()
+    assert "mnist" not in schema  # no set is written there
+
+
+def own_config(tmp_path, data=None, labels=None, **entry):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((20, 6), bool) if data is None else data)
+    entry = {"path": str(path), **entry}
+    if labels is not None:
+        np.save(tmp_path / "y.npy", labels)
+        entry["labels"] = str(tmp_path / "y.npy")
+    own = with_("datasets", {"mine": entry})
+    return with_("fit.K", [2, 3], with_("data.sets", ["mine"], own))
+
+
+def test_own_data_are_checked_before_any_job(tmp_path):
+    check(own_config(tmp_path, labels=np.arange(20) % 2, image_shape=[2, 3]))
+    for bad, expected in [
+        ({"data": np.zeros((20, 2, 3))}, "datasets.mine.path: "),
+        ({"labels": np.arange(19)}, "datasets.mine.labels: "),
+        ({"image_shape": [4, 4]}, "datasets.mine.image_shape: [4, 4] holds 16 pixels"),
+        ({"path": str(tmp_path / "nothere.npy")}, "nothere.npy does not exist"),
+    ]:
+        assert expected in error_of(own_config(tmp_path, **bad))
+
+
+def test_K_larger_than_the_training_rows_of_own_data_is_rejected(tmp_path):
+    message = error_of(with_("fit.K", [16, 17], own_config(tmp_path)))
+    assert "K=17 is larger than the 16 training images" in message
+    assert "(the training rows of mine); lower K or give mine more rows" in message
 
 
 @pytest.mark.slow
-def test_snakemake_stops_before_any_job_on_a_bad_value(tmp_path):
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ({"data": {"threshold": 1.5}}, "data.threshold = 1.5: must be a number in [0, 1) or"),
+        (
+            {"mnist": {"mirrors": ["../shared/data/mnist"]}},
+            "the top-level key 'mnist' is gone: list data sets in data.sets and give each one's "
+            "settings under datasets.<name> (MNIST's mirrors: datasets.mnist.mirrors;",
+        ),
+        (
+            {"data": {"sets": ["mnist", "fashion"]}},
+            "data.sets: 'fashion' is neither in the registry (fashion-mnist, mnist) nor "
+            "described under datasets.fashion; fix the name, or add datasets.fashion",
+        ),
+    ],
+    ids=["bad-value", "old-mnist-key", "unknown-set"],
+)
+def test_snakemake_stops_before_any_job_on_a_bad_value(tmp_path, bad, expected):
     work = copy_workflow(tmp_path)
-    bad = write_yaml(tmp_path / "bad.yaml", {"data": {"threshold": 1.5}})
-    proc = run_snakemake(work, "--configfile", str(bad), check=False)
+    proc = run_snakemake(
+        work, "--configfile", str(write_yaml(tmp_path / "bad.yaml", bad)), check=False
+    )
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
-    assert "data.threshold = 1.5: must be a number in [0, 1) or 'article'" in output
-    assert not (work / "results").exists() and not (work / "resources").exists()
+    assert expected in output, output[-3000:]
+    assert [line for line in output.splitlines() if line.startswith("  - ")] == [
+        line
+        for line in output.splitlines()
+        if expected.split(":")[0] in line and line.startswith("  - ")
+    ]  # that problem alone, on one line
+    for nothing in ("results", "resources", "logs"):
+        assert not (work / nothing).exists(), nothing
 
 
 # ---------------------------------------------------------------------------------------
-# Each fact in one place: variant names come from the registry, checksums from bmm.mnist
+# Each fact in one place: variant names come from the registry, checksums from bmm.datasets
 
 
 def test_variant_names_in_the_schema_come_from_the_registry():
@@ -238,9 +357,13 @@ def test_the_readme_names_every_variant():
 
 
 def test_checksums_are_written_once():
-    assert check(DEFAULT)["mnist"]["sha256"] is None  # the pinned ones, from bmm.mnist
-    for name in ("config/config.yaml", "workflow/schemas/config.schema.yaml"):
+    """In the registry (bmm/datasets.py) alone: not in the config, its schema or its docs."""
+    hashes = [
+        h
+        for s in datasets.REGISTRY.values()
+        for f in s.files.values()
+        for h in (f.gz_sha256, f.idx_sha256)
+    ]
+    for name in ("config/config.yaml", "workflow/schemas/config.schema.yaml", "config/README.md"):
         text = (REPO / name).read_text()
-        assert not any(sha in text for sha in mnist.SHA256.values()), name
-    override = {name: "0" * 64 for name in mnist.FILES.values()}
-    assert check(with_("mnist.sha256", override))["mnist"]["sha256"] == override
+        assert not any(h in text for h in hashes), name

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 from threadpoolctl import threadpool_limits
 
-from bmm import BernoulliMixture, engine, mnist
+from bmm import BernoulliMixture, engine, idx, storage
+from bmm.datasets import MNIST
 from bmm.engine import INIT_METHODS, fit_em, initialize, log_prior, m_step
 from bmm.estep import EPS, VARIANTS
 from bmm.metrics import purity
@@ -320,10 +321,11 @@ def test_initialize():
 @pytest.mark.mnist
 def test_real_mnist_purity(real_mnist_dir):
     d = real_mnist_dir
-    train = mnist.load_split(d / mnist.FILES["train_images"], d / mnist.FILES["train_labels"])
-    test = mnist.load_split(d / mnist.FILES["test_images"], d / mnist.FILES["test_labels"])
-    X_train, y_train = mnist.binarize(train[0][:10000], 0.5), train[1][:10000]
-    X_test, y_test = mnist.binarize(test[0], 0.5), test[1]
+    f = {role: d / file.name for role, file in MNIST.files.items()}
+    train = idx.load_split(f["train_images"], f["train_labels"])
+    test = idx.load_split(f["test_images"], f["test_labels"])
+    X_train, y_train = storage.binarize(train[0][:10000], 0.5), train[1][:10000]
+    X_test, y_test = storage.binarize(test[0], 0.5), test[1]
     model = BernoulliMixture(10, estep="matmul_fused", max_iter=50, tol=1e-4, random_state=0).fit(
         X_train
     )

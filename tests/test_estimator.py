@@ -26,8 +26,9 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.utils.validation import check_is_fitted
 
-from bmm import BernoulliMixture, auto, engine, fit_job, mnist, params_table, remedies
+from bmm import BernoulliMixture, auto, engine, fit_job, idx, params_table, remedies, storage
 from bmm.bits import BitMatrix
+from bmm.datasets import MNIST
 from bmm.engine import TRACE_COLUMNS, degenerate_components, fit_em, initialize
 from bmm.estep import EPS, VARIANTS, Variant
 from bmm.rows import DenseRows
@@ -761,9 +762,10 @@ def test_two_online_passes_come_within_a_nat_of_the_batch_fit(real_mnist_dir):
     """MNIST, K = 10, k-means++ starts, batches of 1000: after two passes the held-out
     log-likelihood per image is within 1 nat of the batch fit's (measured: 0.07)."""
     d = real_mnist_dir
-    train = mnist.load_split(d / mnist.FILES["train_images"], d / mnist.FILES["train_labels"])
-    test = mnist.load_split(d / mnist.FILES["test_images"], d / mnist.FILES["test_labels"])
-    X, X_test = mnist.binarize(train[0], 0.5), mnist.binarize(test[0], 0.5)
+    f = {role: d / file.name for role, file in MNIST.files.items()}
+    train = idx.load_split(f["train_images"], f["train_labels"])
+    test = idx.load_split(f["test_images"], f["test_labels"])
+    X, X_test = storage.binarize(train[0], 0.5), storage.binarize(test[0], 0.5)
     settings = dict(init_params="k-means++", random_state=0)
     batch = BernoulliMixture(10, **settings).fit(X)
     online = BernoulliMixture(10, **settings)

@@ -1,5 +1,5 @@
 """Faults a real run meets, each through the pipeline as a user meets it: a run killed while a
-fit iterates, bad MNIST files, two runs at once in one directory, a corrupt table between two
+fit iterates, bad IDX files, two runs at once in one directory, a corrupt table between two
 rules, a read-only results directory. After each, nothing is lost and nothing half-written
 sits where an output belongs. docs/faults.md lists every fault with the test that proves it.
 
@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import (
+    FILES,
     Run,
     copy_workflow,
     make_idx,
@@ -28,10 +29,11 @@ from conftest import (
     start_snakemake,
     unprivileged,
     wait_until,
+    write_data_yaml,
     write_yaml,
 )
 
-from bmm import io, mnist, params_table, provenance
+from bmm import idx, io, params_table, provenance
 
 pytestmark = pytest.mark.slow
 
@@ -51,14 +53,13 @@ TEMPORARY = re.compile(r"(\.tmp|\.part|^tmp)")  # ours (.name.tmp-PID), pooch's 
 
 
 def new_run(workdir: Path, source: Path, sha256: dict, overlay: dict | None = None) -> Run:
-    """A fresh copy of the workflow in ``workdir`` that reads MNIST from the directory
-    ``source`` (a local mirror), on the small test config and ``overlay``; not yet run."""
+    """A fresh copy of the workflow in ``workdir`` that reads the synthetic MNIST (the set
+    "synthetic") from the directory ``source`` (a local mirror), on the small test config and
+    ``overlay``; not yet run."""
     copy_workflow(workdir)
-    mirror = write_yaml(
-        workdir / "mirror.yaml", {"mnist": {"mirrors": [str(source)], "sha256": sha256}}
-    )
+    data = write_data_yaml(workdir, str(source), sha256)
     overlays = (write_yaml(workdir / "overlay.yaml", overlay),) if overlay else ()
-    return Run(workdir, mirror, source, "synthetic", overlays)
+    return Run(workdir, data, {"synthetic": source}, "synthetic", overlays)
 
 
 def files_under(workdir: Path, *roots: str) -> dict[str, int]:
@@ -135,7 +136,7 @@ def slow_reference(tmp_path_factory, synthetic_mnist) -> Run:
 
 def iterating_fit(run: Run):
     """The log of a loops_ndk fit that has logged an EM iteration, or None."""
-    for log in sorted(run.workdir.glob("logs/fit/loops_ndk/K*/seed0.log")):
+    for log in sorted(run.workdir.glob("logs/fit/synthetic/loops_ndk/K*/seed0.log")):
         if re.search(r"^\[.*\]   iteration \d+:", log.read_text(), re.M):
             return log
     return None
@@ -165,15 +166,15 @@ def test_a_run_killed_while_a_fit_iterates_completes_on_rerun(
             proc.wait()
     # nothing of the run survives it (a job that outlived Snakemake would finish on its own)
     wait_until(lambda: not processes_in(run.workdir), None, "every process of the run ending", 60)
-    fit = run.workdir / "results/fits/loops_ndk" / log.parent.name / "seed0"
+    fit = run.workdir / "results/synthetic/fits/loops_ndk" / log.parent.name / "seed0"
     assert not (fit / "params.parquet").exists()  # it was killed mid-fit
     assert not run.path("results/report/report.html").exists()
 
     # what had finished, as Snakemake records it (status ok), and when it was written
     summary = run.snakemake("--summary").stdout.splitlines()
     finished = {cols[0] for cols in (line.split("\t") for line in summary[1:]) if cols[4] == "ok"}
-    assert f"resources/mnist/{mnist.FILES['train_images']}" in finished
-    assert "results/data/train.parquet" in finished
+    assert f"resources/synthetic/{FILES['train_images']}" in finished
+    assert "results/synthetic/data/train.parquet" in finished
     before = files_under(run.workdir, "results", "resources")
 
     asked, incomplete = rerun_as_snakemake_asks(run)
@@ -239,15 +240,16 @@ def test_a_second_run_in_the_same_directory_is_refused_while_the_first_finishes(
     assert second.returncode != 0
     assert "Error: Directory cannot be locked." in output, output[-3000:]
     assert "--unlock" in output  # Snakemake's message says how to clear a stale lock
-    assert_same_params(run, slow_reference, "results/fits/**/params.parquet")
-    for metrics in sorted(slow_reference.workdir.glob("results/fits/*/K*/seed0/metrics.parquet")):
+    assert_same_params(run, slow_reference, "results/synthetic/fits/**/params.parquet")
+    fits = slow_reference.workdir / "results/synthetic/fits"
+    for metrics in sorted(fits.glob("*/K*/seed0/metrics.parquet")):
         mine = io.read_parquet(run.workdir / metrics.relative_to(slow_reference.workdir))
         assert mine.equals(io.read_parquet(metrics)), metrics
     assert not list(run.workdir.glob(".snakemake/locks/*"))  # released
 
 
 # ---------------------------------------------------------------------------------------
-# Bad MNIST files reach binarize
+# Bad IDX files reach binarize
 
 
 def corrupt(kind: str, key: str, good: Path, arrays: dict[str, np.ndarray], dest: Path) -> str:
@@ -259,19 +261,19 @@ def corrupt(kind: str, key: str, good: Path, arrays: dict[str, np.ndarray], dest
         dest.write_bytes(raw[: len(raw) // 2])
         return "truncated or corrupt gzip file"
     if kind == "wrong IDX magic":  # images where labels belong, or the other way round
-        magic = mnist.LABELS_MAGIC if key.endswith("images") else mnist.IMAGES_MAGIC
+        magic = idx.LABELS_MAGIC if key.endswith("images") else idx.IMAGES_MAGIC
         make_idx(dest, array, magic=magic)
         return f"magic number {magic}"
     if kind == "count mismatch":  # one image or label fewer than its partner file holds
         make_idx(dest, array[:-1])
         n_images = len(array) - 1 if key.endswith("images") else len(array)
-        return f"holds {n_images} images but resources/mnist/"
+        return f"holds {n_images} images but resources/synthetic/"
     raise ValueError(kind)
 
 
 @pytest.mark.parametrize("kind", ["truncated gzip", "wrong IDX magic", "count mismatch"])
-@pytest.mark.parametrize("key", list(mnist.FILES))
-def test_a_bad_mnist_file_leaves_neither_binarised_table(tmp_path, synthetic_mnist, key, kind):
+@pytest.mark.parametrize("key", list(FILES))
+def test_a_bad_idx_file_leaves_neither_binarised_table(tmp_path, synthetic_mnist, key, kind):
     """Any of the four files bad: binarize stops with an error naming it, and writes neither
     train.parquet nor test.parquet, even when Snakemake is told to keep a failed job's
     outputs (--keep-incomplete): it reads and checks all four before writing anything."""
@@ -283,25 +285,25 @@ def test_a_bad_mnist_file_leaves_neither_binarised_table(tmp_path, synthetic_mni
         "test_images": synthetic_mnist.test[0],
         "test_labels": synthetic_mnist.test[1],
     }
-    name = mnist.FILES[key]
-    for other in mnist.FILES.values():
+    name = FILES[key]
+    for other in FILES.values():
         (source / other).write_bytes((synthetic_mnist.dir / other).read_bytes())
     expected = corrupt(kind, key, synthetic_mnist.dir / name, arrays, source / name)
-    sha256 = {n: provenance.sha256_file(source / n) for n in mnist.FILES.values()}
+    sha256 = {n: provenance.sha256_file(source / n) for n in FILES.values()}
     run = new_run(tmp_path / "work", source, sha256)
-    outputs = ["results/data/train.parquet", "results/data/test.parquet"]
+    outputs = ["results/synthetic/data/train.parquet", "results/synthetic/data/test.parquet"]
     proc = run_snakemake(
         run.workdir, "--keep-incomplete", *outputs, *run.configfiles(), check=False
     )
     output = proc.stdout + proc.stderr
     assert proc.returncode != 0
     assert not any(run.path(o).exists() for o in outputs), sorted(
-        os.listdir(run.path("results/data"))
+        os.listdir(run.path("results/synthetic/data"))
     )
     error = [line for line in output.splitlines() if "ERROR: IDXError:" in line]
     assert error, output[-3000:]
-    assert f"resources/mnist/{name}" in error[0] and expected in error[0], error[0]
-    log = run.path("logs/binarize.log").read_text().splitlines()
+    assert f"resources/synthetic/{name}" in error[0] and expected in error[0], error[0]
+    log = run.path("logs/binarize/synthetic.log").read_text().splitlines()
     assert "ERROR: IDXError:" in log[1]  # the job's first line after its start says it
     assert not [f for f in files_under(run.workdir, "results") if TEMPORARY.search(f)]
 
@@ -313,14 +315,18 @@ def test_a_bad_mnist_file_leaves_neither_binarised_table(tmp_path, synthetic_mni
 @pytest.mark.parametrize(
     ("table", "reader", "target"),
     [
-        ("results/data/train.parquet", "fit", "results/fits/matmul_fused/K5/seed0/params.parquet"),
         (
-            "results/fits/matmul_fused/K5/seed0/params.parquet",
-            "evaluate",
-            "results/fits/matmul_fused/K5/seed0/metrics.parquet",
+            "results/synthetic/data/train.parquet",
+            "fit",
+            "results/synthetic/fits/matmul_fused/K5/seed0/params.parquet",
+        ),
+        (
+            "results/synthetic/fits/packed_lut/K5/seed0/params.parquet",
+            "plot_means",
+            "results/report/figures/synthetic/means_K5.png",
         ),
     ],
-    ids=["train-to-fit", "params-to-evaluate"],
+    ids=["train-to-fit", "params-to-plot_means"],
 )
 def test_a_truncated_table_stops_the_next_rule_with_one_line_naming_it(
     tmp_path, synthetic_mnist, table, reader, target
@@ -349,13 +355,14 @@ def test_a_truncated_table_stops_the_next_rule_with_one_line_naming_it(
     run.path(table).unlink()
     run.snakemake(target)
     pd.testing.assert_frame_equal(pd.read_parquet(run.path(table)), before)  # "rebuilds it"
+    assert run.path(target).is_file() and run.path(table).is_file()  # both made again
 
 
 # ---------------------------------------------------------------------------------------
 # A read-only results directory
 
 
-@pytest.mark.parametrize("read_only", ["results", "results/data"])
+@pytest.mark.parametrize("read_only", ["results", "results/synthetic/data"])
 def test_a_read_only_results_directory_stops_the_run_before_any_job(
     tmp_path, synthetic_mnist, read_only
 ):
@@ -385,3 +392,82 @@ def run_snakemake_cmd() -> list[str]:
     import sys
 
     return [sys.executable, "-m", "snakemake", "--cores", "2"]
+
+
+# ---------------------------------------------------------------------------------------
+# The user's own data, wrong
+
+
+def own_fault(workdir: Path, fault: str) -> tuple[dict, str]:
+    """Write a data set of one's own, ``mine``, into ``workdir`` with ``fault``; return its
+    settings (datasets.mine) and what the one line about it must say."""
+    rng = np.random.default_rng(3)
+    X = rng.random((60, 12)) < 0.3
+    np.save(workdir / "mine.npy", X)
+    entry = {"path": "mine.npy"}
+    if fault == "missing file":
+        entry["path"] = "data/mine.npy"
+        return entry, (
+            "datasets.mine.path: data/mine.npy does not exist (relative to "
+            f"{workdir.resolve()}); give the path of an existing file"
+        )
+    if fault == "not 0/1":
+        np.save(workdir / "mine.npy", np.where(X, 255, 0).astype(np.uint8))
+        row, column = map(int, np.argwhere(X)[0])
+        return entry, (
+            f"datasets.mine.path: mine.npy holds values other than 0 and 1 (255 at row {row}, "
+            f"column {column}, and {int(X.sum()) - 1} more); binarise the data first"
+        )
+    if fault == "wrong shape":
+        np.save(workdir / "mine.npy", X.reshape(60, 3, 4))
+        return (
+            entry,
+            "datasets.mine.path: mine.npy holds an array of shape (60, 3, 4); expected N×D",
+        )
+    if fault == "label count":
+        np.save(workdir / "labels.npy", np.arange(59) % 3)
+        entry["labels"] = "labels.npy"
+        return entry, (
+            "datasets.mine.labels: labels.npy holds 59 labels but mine.npy holds 60 rows; give "
+            "one label per row, in the same order"
+        )
+    if fault == "image shape":
+        entry["image_shape"] = [3, 3]
+        return entry, (
+            "datasets.mine.image_shape: [3, 3] holds 9 pixels but mine.npy has D = 12 columns; "
+            "give a shape whose product is 12, or leave image_shape out"
+        )
+    raise ValueError(fault)
+
+
+@pytest.mark.parametrize(
+    "fault", ["missing file", "not 0/1", "wrong shape", "label count", "image shape"]
+)
+def test_bad_own_data_stops_with_one_line_naming_the_set_the_file_and_the_fix(tmp_path, fault):
+    """One's own data set, wrong: the run stops before any job (what the files' headers show)
+    or in the first job (values other than 0/1, which only reading them shows), with one line
+    naming the set's key, the file and the fix; nothing is left under an output name."""
+    work = copy_workflow(tmp_path / "work")
+    entry, expected = own_fault(work, fault)
+    data = write_yaml(work / "data.yaml", {"data": {"sets": ["mine"]}, "datasets": {"mine": entry}})
+    proc = run_snakemake(
+        work,
+        "--keep-incomplete",
+        "--configfile",
+        "tests/config/config.yaml",
+        str(data),
+        check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    said = [line for line in output.splitlines() if "datasets.mine." in line]
+    assert len(said) == 1 and expected in said[0], output[-3000:]
+    assert files_under(work, "results") == {}  # nothing under an output name
+    if fault == "not 0/1":  # the first job, binarize, said it first in its log
+        assert said[0].split("] ", 1)[1].startswith("ERROR: DataSetError: datasets.mine.path")
+        assert (
+            "ERROR: DataSetError:" in (work / "logs/binarize/mine.log").read_text().splitlines()[1]
+        )
+    else:  # before any job
+        assert said[0].startswith("  - datasets.mine.")
+        assert not (work / "logs").exists()

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 from conftest import unprivileged
 
-from bmm import io, mnist, params_table, pipeline
+from bmm import io, params_table, pipeline, storage
 
 TABLE = pd.DataFrame({"a": range(1000), "b": [0.5] * 1000})
 
@@ -43,7 +43,7 @@ def truncate(path: Path, keep: float = 0.5) -> None:
         io.read_parquet,
         io.read_metadata,
         io.read_table,
-        mnist.load_binarized,
+        storage.load_binarized,
         params_table.read_params,
     ],
     ids=lambda f: f.__name__,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
-from bmm import BernoulliMixture
+from bmm import BernoulliMixture, fit_job
 from bmm.metrics import cluster_labels, clustering_scores, evaluate, purity
 from bmm.report import figures
 
@@ -98,6 +98,27 @@ def test_evaluate(two_splits):
     assert out["train_purity"] > 0.95 and out["test_purity"] > 0.95  # a well-separated toy
 
 
+def test_without_labels_the_scores_that_need_them_are_left_out_not_zero(two_splits):
+    """Data without labels: purity, NMI and ARI are NaN (not measured), the rest as with
+    labels; and a fit's metrics row says so too."""
+    model, X_train, y_train, X_test, y_test = two_splits
+    out = evaluate(model, X_train, None, X_test, None)
+    labelled = evaluate(model, X_train, y_train, X_test, y_test)
+    for split in ("train", "test"):
+        for name in ("purity", "nmi", "ari"):
+            assert np.isnan(out[f"{split}_{name}"]), (split, name)
+        assert out[f"{split}_loglik"] == labelled[f"{split}_loglik"]
+    assert out["bic"] == labelled["bic"] and out["n_degenerate"] == labelled["n_degenerate"]
+    settings = {"dataset": "mine", "variant": "matmul_fused", "K": 3, "seed": 0, "n_train": None}
+    outcome = {"converged": True, "n_iter": 3, "lower_bound": -1.0}
+    row = fit_job.metrics_row(
+        model, {"config": settings, "fit": outcome}, X_train, None, X_test, None
+    )
+    assert row.loc[0, "dataset"] == "mine" and row.loc[0, "n_test"] == len(X_test)
+    assert row[["train_purity", "test_purity", "test_nmi", "test_ari"]].isna().all().all()
+    assert row.loc[0, "n_train"] == len(X_train)
+
+
 def test_evaluate_counts_empty_clusters(two_splits):
     model, X_train, y_train, X_test, y_test = two_splits
     empty = BernoulliMixture.from_parameters(
@@ -131,7 +152,7 @@ def test_cluster_means_marks_degenerate_components(tmp_path, monkeypatch):
     pi = np.array([0.5, 0.3, 0.2 - 1e-4, 1e-4])
     mu = rng.random((4, 784))
     degenerate = np.array([False, False, False, True])
-    figures.cluster_means(pi, mu, tmp_path / "m.png", {0: 3, 3: 7}, "t", degenerate)
+    figures.cluster_means(pi, mu, tmp_path / "m.png", {0: 3, 3: 7}, "t", degenerate, (28, 28))
     (fig,) = figures_drawn
     axes = fig.axes[:4]  # ordered by weight: the degenerate component comes last
     assert [ax.get_title() for ax in axes] == [
@@ -146,5 +167,29 @@ def test_cluster_means_marks_degenerate_components(tmp_path, monkeypatch):
         assert all((s.get_edgecolor() == red) == flagged for s in spines)
         assert (ax.title.get_color() == "red") == flagged
     # without flags, nothing is marked
-    figures.cluster_means(pi, mu, tmp_path / "m.png", None, "t")
+    figures.cluster_means(pi, mu, tmp_path / "m.png", None, "t", image_shape=(28, 28))
     assert not any("degenerate" in ax.get_title() for ax in figures_drawn[-1].axes)
+
+
+def test_cluster_means_without_an_image_shape_are_one_heat_map(tmp_path, monkeypatch):
+    """Features that are not an image: one K×D heat map, a row per component ordered by
+    weight, its label naming π_k (and the majority label), degenerate ones in red."""
+    figures_drawn = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: figures_drawn.append(fig))
+    pi = np.array([0.2, 0.5, 0.3 - 1e-4, 1e-4])
+    mu = np.random.default_rng(1).random((4, 37))
+    degenerate = np.array([False, False, False, True])
+    figures.cluster_means(pi, mu, tmp_path / "m.png", {1: "b"}, "t", degenerate)
+    (fig,) = figures_drawn
+    ax = fig.axes[0]
+    (image,) = ax.get_images()
+    np.testing.assert_array_equal(image.get_array(), mu[[1, 2, 0, 3]])  # by weight
+    ticks = ax.get_yticklabels()
+    assert [t.get_text() for t in ticks] == [
+        "π=0.500 'b'",
+        "π=0.300",
+        "π=0.200",
+        "degenerate π=1e-04",  # not 0.000: a small weight keeps its digits
+    ]
+    assert [t.get_color() == "red" for t in ticks] == [False, False, False, True]
+    assert "D = 37" in ax.get_xlabel()

@@ -31,13 +31,22 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, report_figures, require
+from conftest import REPO, Run, report_figures, require
 
 SMALL = yaml.safe_load((REPO / "tests/config/config.yaml").read_text())
-FIGURES = report_figures(SMALL["fit"]["K"])  # output path -> caption file
-CATEGORIES = sorted(
-    set(re.findall(r'(?<!sub)category="([^"]+)"', (REPO / "workflow/rules/report.smk").read_text()))
-)
+
+
+def figures_of(run) -> dict[str, Path]:
+    """Every figure a finished run flags for the report: output path -> caption file."""
+    return report_figures(SMALL["fit"]["K"], run.sets)
+
+
+def categories_of(run) -> list[str]:
+    """The categories of `snakemake --report` (workflow/rules/common.smk's figure_outputs):
+    one per data set, and one for the figures of the whole run."""
+    return ["All data sets", *run.sets]
+
+
 WIDTH, HEIGHT = 1280, 900
 
 # Headless Chromium as root, on a network that reaches nothing: no sandbox (root), no GPU,
@@ -196,7 +205,8 @@ def test_the_report_reads_well_in_a_browser(browser, run, tmp_path, capsys):
         print(f"\nscreenshot of the {run.kind} report at {WIDTH} px: {page.screenshot}")
     assert page.inner_width == WIDTH
     shown = sorted(image["alt"] for image in page.images)
-    assert shown == sorted(Path(figure).stem for figure in FIGURES), "each figure, once"
+    figures = figures_of(run)
+    assert shown == sorted(Path(figure).stem for figure in figures), "each figure, once"
     assert page.problems() == []
     width, height = png_size(page.screenshot)
     assert width == page.client_width and height > HEIGHT  # the whole page, not one screen
@@ -287,10 +297,11 @@ def _check(proc: subprocess.CompletedProcess, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def snakemake_report(synthetic_run, tmp_path_factory) -> tuple[Path, Path]:
+def snakemake_report(synthetic_run, tmp_path_factory) -> tuple[Path, Path, Run]:
     """A copy of the finished synthetic run with the files the install reads, installed into
     its own .venv by the README's main command, which then builds ``report.zip`` there.
-    Returns (the copy, the archive). The install takes about a minute with pip's cache."""
+    Returns (the copy, the archive, the run). The install takes about a minute
+    with pip's cache."""
     repo = tmp_path_factory.mktemp("main-install") / "repo"
     shutil.copytree(synthetic_run.workdir, repo, symlinks=True)
     for name in ("pyproject.toml", "README.md", "constraints.txt"):
@@ -301,11 +312,11 @@ def snakemake_report(synthetic_run, tmp_path_factory) -> tuple[Path, Path]:
         ["bash", "-c", install], cwd=repo, env=env, capture_output=True, text=True, timeout=1500
     )
     _check(proc, f"the README's main install ({install})")
-    configfiles = ["--configfile", "tests/config/config.yaml", "mirror.yaml"]
+    configfiles = ["--configfile", "tests/config/config.yaml", "data.yaml"]
     cmd = [".venv/bin/snakemake", "--cores", "1", *configfiles, "--report", "report.zip"]
     proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=600)
     _check(proc, " ".join(cmd))
-    return repo, repo / "report.zip"
+    return repo, repo / "report.zip", synthetic_run
 
 
 def text_of(fragment: str) -> str:
@@ -323,14 +334,15 @@ def rst_text(path: Path) -> str:
 def test_snakemake_report_from_the_main_install_holds_every_figure_with_its_caption(
     snakemake_report,
 ):
-    repo, archive = snakemake_report
+    repo, archive, run = snakemake_report
+    figures = figures_of(run)
     with zipfile.ZipFile(archive) as zf:
         page = zf.read("report/report.html").decode()
         declared = re.search(r"^\s*var results = (\{.*\});\s*$", page, re.M)
         assert declared, "report/report.html declares no results (Snakemake's format changed?)"
         results = json.loads(declared.group(1))
-        assert sorted(results) == sorted(FIGURES)
-        for figure, caption in FIGURES.items():
+        assert sorted(results) == sorted(figures)
+        for figure, caption in figures.items():
             entry = results[figure]
             member = f"report/{entry['data_uri']}"
             assert member in zf.namelist(), f"{figure}: {member} is not in the archive"
@@ -343,16 +355,17 @@ def test_snakemake_report_from_the_main_install_holds_every_figure_with_its_capt
 def test_snakemake_report_opens_in_a_browser(browser, snakemake_report, tmp_path):
     from selenium.webdriver.support.ui import WebDriverWait
 
-    _, archive = snakemake_report
+    _, archive, run = snakemake_report
+    categories = categories_of(run)
     with zipfile.ZipFile(archive) as zf:
         zf.extractall(tmp_path)
     page = open_page(browser, tmp_path / "report/report.html", tmp_path / "snakemake-report.png")
 
     def menu_lists_every_category(driver) -> bool:
         text = driver.find_element("tag name", "body").text
-        return all(category in text for category in CATEGORIES)
+        return all(category in text for category in categories)
 
     # the page is drawn by its scripts after it loads
-    WebDriverWait(browser, 30).until(menu_lists_every_category, f"no menu with {CATEGORIES}")
+    WebDriverWait(browser, 30).until(menu_lists_every_category, f"no menu with {categories}")
     later = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
     assert page.console_errors + later == []

@@ -19,7 +19,7 @@ import pytest
 from bmm.estep import ARTICLE_FINAL, ARTICLE_FIRST
 from bmm.report import figures, html
 from bmm.report.figures import FIGURES, Tables
-from bmm.timing import COLUMNS
+from bmm.timing import BARE_PRODUCT, COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 PEAKS = {"float64": 50.0, "float32": 100.0}
@@ -31,7 +31,9 @@ def timing_rows(points: dict[tuple[str, int, int], float | str]) -> pd.DataFrame
     """A timings table: (variant, N, K) -> seconds (three equal repeats), or 'skip:<s>'."""
     rows = []
     for (variant, N, K), value in points.items():
-        dtype = "float32" if variant in ("packed_lut", "matmul_fused_f32") else "float64"
+        dtype = (
+            "float32" if variant in ("packed_lut", "matmul_fused_f32", BARE_PRODUCT) else "float64"
+        )
         if isinstance(value, str):
             predicted = float(value.split(":")[1])
             rows.append(
@@ -71,8 +73,34 @@ def grid(first_at_article_point: float | str = 8.0) -> pd.DataFrame:
             ("packed_lut", 1000, 10): 0.001,
             ("packed_lut", 60000, 10): 0.01,
             ("packed_lut", 60000, 100): 0.05,
+            (BARE_PRODUCT, 60000, 10): 0.02,
+            (BARE_PRODUCT, 60000, 100): 0.1,
         }
     )
+
+
+def dense_grid(packed_over_bare: float = 1.0) -> pd.DataFrame:
+    """A second data set's timings, as the timing job makes them on any set but the first:
+    the data-dependent variants, the article's three lines and the bare product only."""
+    return timing_rows(
+        {
+            (ARTICLE_FINAL, 60000, 10): 0.3,
+            (ARTICLE_FINAL, 60000, 100): 0.9,
+            ("packed_lut", 60000, 10): 0.02,
+            ("packed_lut", 60000, 100): 0.1 * packed_over_bare,
+            ("numba_ndk", 60000, 10): 0.5,
+            ("numba_ndk", 60000, 100): 4.0,
+            (BARE_PRODUCT, 60000, 10): 0.02,
+            (BARE_PRODUCT, 60000, 100): 0.1,
+        }
+    )
+
+
+#: The ink of the two hand-made data sets, as their binarised tables record it.
+INK = {
+    "sparse": {"pixels_on": 0.13, "nonzero_nibbles": 45.0, "title": "Sparse"},
+    "dense": {"pixels_on": 0.31, "nonzero_nibbles": 85.0, "title": "Dense"},
+}
 
 
 def metrics_rows() -> pd.DataFrame:
@@ -116,6 +144,23 @@ def traces_rows(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def section(name, timings, labelled=True, **kw) -> html.DataSetSection:
+    data = {**INK[name], "n_images": 60000, "n_pixels": 784, "image_shape": [28, 28]}
+    data |= {"has_labels": labelled, "label_names": None}
+    meta = {"gemm_peak_gflops": PEAKS, "machine": MACHINE, "threads": THREADS, "why_timed": "x"}
+    return html.DataSetSection(name, INK[name]["title"], "", data, timings, meta, **kw)
+
+
+def run_tables() -> Tables:
+    """The run's tables (figures of scope "run"): both sets' timings and their ink."""
+    both = pd.concat(
+        [grid().assign(dataset="sparse"), dense_grid().assign(dataset="dense")],
+        ignore_index=True,
+    )
+    t = tables()
+    return Tables(both, PEAKS, None, None, t.agreement, ARTICLE_FIRST, sets=INK)
+
+
 def tables(timings=None) -> Tables:
     metrics = metrics_rows()
     agreement = pd.DataFrame(
@@ -149,6 +194,7 @@ def test_summary_numbers_are_read_off_the_tables():
     assert numbers["large"][10]["speedup"] == pytest.approx(0.3 / 0.01)
     assert numbers["large"][100]["fastest"] == "packed_lut"
     assert numbers["large"][100]["speedup"] == pytest.approx(0.9 / 0.05)
+    assert numbers["large"][100]["packed_over_bare"] == pytest.approx(0.05 / 0.1)
     # 2·N·K·D / t over the float32 peak
     fraction = 2 * 60000 * 100 * 784 / 0.05 / 1e9 / PEAKS["float32"]
     assert numbers["large"][100]["peak_fraction"] == pytest.approx(fraction)
@@ -157,10 +203,16 @@ def test_summary_numbers_are_read_off_the_tables():
     assert numbers["best_purity"]["K"] == 100 and numbers["best_purity"]["n_train"] == 60000
 
 
-def test_summary_paragraph_states_them_with_the_machine():
+def summary(*sets) -> str:
+    """The summary's text for the hand-made data sets given as (name, timings)."""
     t = tables()
-    text = html.summary_html(html.headline_numbers(t.timings, PEAKS, t.metrics), MACHINE, THREADS)
-    plain = re.sub(r"<[^>]+>", "", text)
+    numbers = {INK[n]["title"]: html.headline_numbers(g, PEAKS, t.metrics) for n, g in sets}
+    ink = {INK[n]["title"]: INK[n] for n, _ in sets}
+    return re.sub(r"<[^>]+>", "", html.summary_html(numbers, ink, MACHINE, THREADS))
+
+
+def test_summary_paragraph_states_them_with_the_machine():
+    plain = summary(("sparse", grid()))
     assert "Test CPU 9000" in plain and "2 cores" in plain
     assert "8,000× faster than the article's own attempt 1 as published" in plain
     assert "the article reported 974×" in plain
@@ -170,13 +222,83 @@ def test_summary_paragraph_states_them_with_the_machine():
     assert "nan" not in plain.lower()
 
 
+@pytest.mark.parametrize(
+    ("ratio", "words"),
+    [
+        (0.5, "the bits win: packed_lut takes 0.50× the product's time"),
+        (1.02, "the bits only tie with it (1.02×)"),
+        (1.5, "the dense product wins: packed_lut takes 1.50× its time"),
+    ],
+)
+def test_the_summary_names_where_the_bits_win_on_each_set(ratio, words):
+    """The finding in words: on the sparse set the bits take half the bare product's time;
+    on the second set, whatever its ratio says."""
+    plain = summary(("sparse", grid()), ("dense", dense_grid(ratio)))
+    assert (
+        "on Sparse (13% of pixels on, 45 non-zero nibbles an image) the bits win: packed_lut "
+        "takes 0.50× the product's time (K = 100, N = 60000)"
+    ) in plain
+    assert f"on Dense (31% of pixels on, 85 non-zero nibbles an image) {words}" in plain
+    assert "on Sparse the fastest E-step" in plain  # the article's story: the first set's
+
+
+def test_summary_says_when_the_articles_three_lines_were_not_timed_at_a_large_point():
+    g = grid()
+    g = g[~((g["variant"] == ARTICLE_FINAL) & (g["K"] == 100))]
+    plain = summary(("sparse", g))
+    assert "30.0× the article's three lines" in plain  # K = 10, timed
+    assert "(packed_lut, the article's three lines were not timed there)" in plain
+    assert "nan" not in plain.lower()
+
+
 def test_summary_says_when_attempt_1_was_not_timed():
-    t = tables(grid(first_at_article_point="skip:12.5"))
-    numbers = html.headline_numbers(t.timings, PEAKS, t.metrics)
-    assert np.isnan(numbers["article_point"]["speedup"])
-    plain = re.sub(r"<[^>]+>", "", html.summary_html(numbers, MACHINE, THREADS))
+    plain = summary(("sparse", grid(first_at_article_point="skip:12.5")))
     assert "was not timed there (predicted 12.5 s, over the budget), so no ratio" in plain
     assert "faster than the article's own attempt 1" not in plain
+
+
+def test_the_comparison_table_reads_each_number_off_its_sets_tables():
+    metrics = pd.concat(
+        [
+            metrics_rows().assign(dataset="sparse"),
+            metrics_rows().assign(dataset="dense", test_purity=np.nan),
+        ],
+        ignore_index=True,
+    )
+    sections = [section("sparse", grid()), section("dense", dense_grid(1.2), labelled=False)]
+    table = html.comparison(sections, metrics).set_index("")
+    assert list(table.columns) == ["Sparse", "Dense"]
+    assert table.loc["pixels on"].tolist() == ["13.0%", "31.0%"]
+    assert table.loc["non-zero nibbles an image"].tolist() == ["45.0", "85.0"]
+    assert table.loc["images timed (N, the largest of the grid)"].tolist() == ["60000"] * 2
+    # the fastest stable variant timed: on the dense set only packed_lut and numba_ndk were
+    assert table.loc["fastest E-step timed, K = 100"].tolist() == [
+        "packed_lut, 50 ms",
+        "packed_lut, 120 ms",
+    ]
+    assert table.loc["its speedup over the article's three lines, K = 100"].tolist() == [
+        "18.0×",
+        "7.5×",
+    ]
+    assert table.loc["packed_lut ÷ bare float32 product X @ W, K = 10"].tolist() == [
+        "0.50",
+        "1.00",
+    ]
+    assert table.loc["packed_lut ÷ bare float32 product X @ W, K = 100"].tolist() == [
+        "0.50",
+        "1.20",
+    ]
+    # only fits on every training image count; a set without labels says so, never 0
+    assert table.loc["best test purity, K = 100"].tolist() == ["0.700", "no labels"]
+
+
+def test_the_page_says_which_variants_were_timed_on_which_set():
+    table = html.timed_where([section("sparse", grid()), section("dense", dense_grid())])
+    rows = table.set_index("variant")
+    assert rows.loc["matmul_fused"].tolist() == ["yes", ""]
+    assert rows.loc["packed_lut"].tolist() == ["yes", "yes"]
+    assert rows.loc[BARE_PRODUCT].tolist() == ["yes", "yes"]
+    assert list(rows.index)[-1] == BARE_PRODUCT
 
 
 # ---------------------------------------------------------------------------------------
@@ -192,7 +314,7 @@ def test_every_figure_has_a_caption_file():
 @pytest.mark.parametrize("name", list(FIGURES))
 def test_every_figure_draws_and_fits_the_page(name, tmp_path):
     path = tmp_path / f"{name}.png"
-    FIGURES[name].draw(tables(), path)
+    FIGURES[name].draw(tables() if FIGURES[name].scope == "set" else run_tables(), path)
     height, width = matplotlib.image.imread(path).shape[:2]
     assert width <= 1100, f"{name} is {width} px wide: wider than the report page"
     assert height > 200
@@ -265,27 +387,47 @@ def test_variants_with_identical_fits_are_one_line_named_together(drawn, monkeyp
     assert "-1400 ↓" in notes  # ...it is marked at the bottom edge with its value
 
 
-def render_page(tmp_path, timings) -> str:
-    """The whole page from hand-made tables, with a placeholder image for every figure."""
+def render_page(tmp_path, timings, second=None) -> str:
+    """The whole page from hand-made tables, with a placeholder image for every figure: the
+    sparse set with ``timings``, and the dense one (without labels) if ``second``."""
     import matplotlib.pyplot as plt
 
     png = tmp_path / "blank.png"
     plt.imsave(png, np.zeros((2, 2)))
     t = tables(timings)
-    meta = {"gemm_peak_gflops": PEAKS, "machine": MACHINE, "threads": THREADS}
+    set_figures = {
+        name: (png, f"caption of {name}") for name, f in FIGURES.items() if f.scope == "set"
+    }
+    sections = [section("sparse", t.timings, figures=set_figures, means=[(png, "means")])]
+    metrics = t.metrics.assign(dataset="sparse")
+    if second is not None:
+        sections.append(section("dense", second, labelled=False, figures=set_figures))
+        unlabelled = t.metrics.assign(dataset="dense", test_purity=np.nan)
+        metrics = pd.concat([metrics, unlabelled], ignore_index=True)
     out = tmp_path / "report.html"
     html.render(
         out,
-        figures={name: (png, f"caption of {name}") for name in FIGURES},
-        means=[(png, "means")],
-        timings=t.timings,
-        timing_meta=meta,
-        metrics=t.metrics,
+        sections=sections,
+        run_figures={
+            name: (png, f"caption of {name}") for name, f in FIGURES.items() if f.scope == "run"
+        },
+        metrics=metrics,
         agreement=t.agreement,
         baseline=ARTICLE_FIRST,
         config={"timing": {"budget_s": 10}},
     )
     return out.read_text()
+
+
+def test_a_set_without_labels_says_why_it_has_no_purity(tmp_path):
+    page = render_page(tmp_path, grid(), dense_grid())
+    dense = page[page.index("<h2 id='set-dense'>") :]
+    dense = dense[: dense.index("<h2", 1)]
+    assert "This data set has no labels, so purity, NMI and ARI are not measured" in dense
+    assert "Best test purity" not in dense and "Best held-out log-likelihood" in dense
+    sparse = page[page.index("<h2 id='set-sparse'>") :]
+    assert "Best test purity for each K" in sparse[: sparse.index("<h2", 5)]
+    assert "speedup over loops_ndk_as_published" not in dense  # not timed there
 
 
 def test_the_page_says_when_the_articles_point_was_not_timed(tmp_path):

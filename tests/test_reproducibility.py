@@ -9,9 +9,15 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import copy_workflow, require, run_snakemake, synthetic_digits, write_yaml
+from conftest import (
+    copy_workflow,
+    require,
+    run_snakemake,
+    synthetic_digits,
+    write_data_yaml,
+)
 
-from bmm import fit_job, mnist, params_table, threads
+from bmm import fit_job, params_table, storage, threads
 from bmm.bits import BitMatrix
 from bmm.estep import VARIANTS
 
@@ -26,16 +32,14 @@ def test_the_same_config_twice_gives_identical_params(synthetic_run, synthetic_m
     and the provenance (same code, data, packages, machine). The traces are not
     byte-identical: their pass_s and update_s columns are timings; every other column is."""
     workdir = copy_workflow(tmp_path)
-    mirror = write_yaml(
-        workdir / "mirror.yaml",
-        {"mnist": {"mirrors": [str(synthetic_mnist.dir)], "sha256": synthetic_mnist.sha256}},
-    )
+    data = write_data_yaml(workdir, str(synthetic_mnist.dir), synthetic_mnist.sha256, own=True)
     tables = sorted(synthetic_run.workdir.glob("results/*/**/params.parquet"))
     targets = [str(t.relative_to(synthetic_run.workdir)) for t in tables]
-    fits = list(synthetic_run.workdir.glob("results/fits/*/K*/seed0"))
-    shared = list(synthetic_run.workdir.glob("results/agreement/*"))
+    fits = list(synthetic_run.workdir.glob("results/*/fits/*/K*/seed0"))
+    shared = list(synthetic_run.workdir.glob("results/*/agreement/*"))
     assert len(targets) == len(fits) + len(shared) and shared  # the shared-subset fits too
-    run_snakemake(workdir, *targets, "--configfile", "tests/config/config.yaml", str(mirror))
+    assert {t.split("/")[1] for t in targets} == {"synthetic", "own"}  # both data sets
+    run_snakemake(workdir, *targets, "--configfile", "tests/config/config.yaml", str(data))
     for target in targets:
         pi, mu, meta = params_table.read_params(workdir / target)
         pi0, mu0, meta0 = params_table.read_params(synthetic_run.workdir / target)
@@ -54,7 +58,7 @@ def digits():
     """3000 synthetic digits, binarised: big enough that BLAS splits the products of a fit
     over threads (OpenBLAS runs small ones on one thread whatever it is allowed)."""
     images, labels = synthetic_digits(3000, np.random.default_rng(1))
-    return mnist.binarize(images, 0.5), labels
+    return storage.binarize(images, 0.5), labels
 
 
 # OpenBLAS splits a product over its threads by blocks of rows, and the kernel for a block's

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_workflow, require, run_snakemake, write_yaml
+from conftest import copy_workflow, require, run_snakemake, write_data_yaml, write_yaml
 
 from bmm import params_table
 
@@ -100,10 +100,10 @@ def test_pipeline_runs_through_slurm(tmp_path: Path, synthetic_mnist, request) -
     local = request.getfixturevalue("synthetic_run")  # the same config, run locally
 
     work = copy_workflow(tmp_path / "work")
+    data = write_data_yaml(work, str(synthetic_mnist.dir), synthetic_mnist.sha256)
     overlay = write_yaml(
         work / "slurm-test.yaml",
         {
-            "mnist": {"mirrors": [str(synthetic_mnist.dir)], "sha256": synthetic_mnist.sha256},
             "fit": {"variants": FIT_VARIANTS},
             "report": {"variant": "matmul_fused"},  # one of them
         },
@@ -121,6 +121,7 @@ def test_pipeline_runs_through_slurm(tmp_path: Path, synthetic_mnist, request) -
             str(profile),
             "--configfile",
             "tests/config/config.yaml",
+            str(data),
             str(overlay),
             "--verbose",
             timeout=RUN_TIMEOUT_S,
@@ -132,9 +133,9 @@ def test_pipeline_runs_through_slurm(tmp_path: Path, synthetic_mnist, request) -
 
     # The outputs, the report included.
     assert (work / "results/report/report.html").stat().st_size > 0
-    assert (work / "results/timings/estep.parquet").is_file()
-    n_fits = len(list((work / "results/fits").glob("*/K*/seed*/params.parquet")))
-    assert sorted(p.name for p in (work / "results/fits").iterdir()) == FIT_VARIANTS
+    assert (work / "results/synthetic/timings/estep.parquet").is_file()
+    n_fits = len(list((work / "results/synthetic/fits").glob("*/K*/seed*/params.parquet")))
+    assert sorted(p.name for p in (work / "results/synthetic/fits").iterdir()) == FIT_VARIANTS
     assert n_fits > 0
 
     # Every non-local rule ran as a Slurm job with its own log; the downloads ran locally.
@@ -143,9 +144,9 @@ def test_pipeline_runs_through_slurm(tmp_path: Path, synthetic_mnist, request) -
     for path in logs:
         rule = path.relative_to(work / ".snakemake/slurm_logs").parts[0].removeprefix("rule_")
         by_rule.setdefault(rule, []).append(path)
-    for rule in ("binarize", "fit", "evaluate", "fit_shared", "time_estep", "render_report"):
+    for rule in ("binarize", "fit", "fit_shared", "time_estep", "render_report"):
         assert rule in by_rule, f"no Slurm log for rule {rule}: {sorted(by_rule)}"
-    assert "download_mnist" not in by_rule, "download_mnist is a localrule"
+    assert "download" not in by_rule, "download is a localrule"
     assert "all" not in by_rule
     assert len(by_rule["fit"]) == n_fits
 

@@ -16,7 +16,7 @@ import pytest
 from conftest import require, sample_bmm
 from sklearn.utils.validation import check_is_fitted
 
-from bmm import BernoulliMixture, engine, io, mnist
+from bmm import BernoulliMixture, engine, io, storage
 from bmm.estep import VARIANTS
 from bmm.rows import BLOCK_ROWS
 from bmm.sources import DaskFitError, ParquetRows
@@ -36,7 +36,7 @@ def data():
 
 def write(path, X, row_group_size=BLOCK_ROWS):
     """X as the pipeline stores binarised images, with row groups of the given size."""
-    mnist.write_binarized(path, X, np.zeros(len(X), np.uint8), {"test": True})
+    storage.write_binarized(path, X, np.zeros(len(X), np.uint8), {"test": True})
     if row_group_size != BLOCK_ROWS:
         table = pq.read_table(path)
         pq.write_table(table, path, row_group_size=row_group_size)

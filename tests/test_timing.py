@@ -284,7 +284,8 @@ def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
     """A fake variant of known cost (1 ms per 10 image-components) on a fake clock: the first
     K is timed in full, whatever it costs; at the later K the points run in order of N, and
     the first one that would take the variant past its total budget is skipped with that
-    reason, as is everything after it."""
+    reason, as is everything after it, except the largest N at the largest K, which the
+    report's comparison reads: only the budget per point limits that one."""
     now = [0.0]
 
     def fake(X, pi, mu):
@@ -296,7 +297,7 @@ def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
         "fake",
         X,
         [10, 100, 400],
-        [10, 20],
+        [10, 20, 30],
         repeats=2,
         warmup=0,
         budget_s=5.0,
@@ -307,7 +308,8 @@ def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
     s = statuses(df)
     # K=10: 0.02 + 0.2 + 0.8 = 1.02 s, and N=400 alone predicted 0.4 s: over the budget, but
     # the first K is timed in full and not counted; K=20: N=10 (0.04 s) and N=100
-    # (predicted 0.2 s, 0.4 s run) fit, N=400 (predicted 0.8 s) would take the total past it
+    # (predicted 0.2 s, 0.4 s run) fit, N=400 (predicted 0.8 s) would take the total past
+    # it; K=30: the budget is spent, but N=400 (predicted 1.2 s from K=10) runs all the same
     assert s == {
         (10, 10): ["ok"],
         (100, 10): ["ok"],
@@ -315,13 +317,23 @@ def test_a_variant_stops_when_its_total_budget_is_spent(X, monkeypatch):
         (10, 20): ["ok"],
         (100, 20): ["ok"],
         (400, 20): ["skipped"],
+        (10, 30): ["skipped"],
+        (100, 30): ["skipped"],
+        (400, 30): ["ok"],
     }
     skipped = df[df["status"] == "skipped"].iloc[0]
     assert skipped["predicted_s"] == pytest.approx(0.8)
     assert "the variant's budget of 0.3 s is spent (0.44 s used)" in skipped["reason"]
     ok = df[df["status"] == "ok"]
     assert ok.groupby(["N", "K"])["seconds"].first().to_dict() == pytest.approx(
-        {(10, 10): 0.01, (100, 10): 0.1, (400, 10): 0.4, (10, 20): 0.02, (100, 20): 0.2}
+        {
+            (10, 10): 0.01,
+            (100, 10): 0.1,
+            (400, 10): 0.4,
+            (10, 20): 0.02,
+            (100, 20): 0.2,
+            (400, 30): 1.2,
+        }
     )
 
 
@@ -338,3 +350,62 @@ def test_bench_online_compares_stepwise_em_with_the_batch_fit(synthetic_mnist, c
     ]
     with pytest.raises(SystemExit):  # no data to run on
         bench.main(["--online", "--K", "5"])
+
+
+# ---------------------------------------------------------------------------------------
+# Several data sets: what is timed where, and the bare product as the yardstick
+
+
+def test_the_first_set_times_every_variant_the_others_those_whose_cost_depends_on_the_data():
+    every = list(estep.VARIANTS)
+    assert timing.variants_for(every, first=True) == [*every, timing.BARE_PRODUCT]
+    assert timing.variants_for(every, first=False) == [
+        "matmul_as_published",  # the article's three lines, as the ratios' denominator
+        "numba_ndk",  # a branch a pixel
+        "packed_lut",  # a table row per non-zero nibble
+        timing.BARE_PRODUCT,
+    ]
+    # only what timing.variants lists, in its order; the yardstick always
+    assert timing.variants_for(["matmul", "packed_lut"], first=False) == [
+        "packed_lut",
+        timing.BARE_PRODUCT,
+    ]
+    assert "first data set" in timing.why_timed(True)
+    assert "cost the same whatever the pixels hold" in timing.why_timed(False)
+
+
+def test_the_bare_product_is_timed_as_X_at_W_alone_and_not_checked(X, monkeypatch):
+    """The yardstick times np.matmul of the float32 data and the float32 log-odds, made
+    before the clock starts; its output is not responsibilities, so max_abs_diff is NaN."""
+    calls = []
+    real = np.matmul
+
+    def spy(a, b, *args, **kwargs):
+        calls.append((a.dtype, b.dtype, a.shape, b.shape))
+        return real(a, b, *args, **kwargs)
+
+    monkeypatch.setattr(np, "matmul", spy)
+    df = timing.time_variant_grid(
+        timing.BARE_PRODUCT, X, [20, 400], [3], repeats=2, warmup=0, log=lambda m: None
+    )
+    monkeypatch.setattr(np, "matmul", real)
+    ok = df[df["status"] == "ok"]
+    assert len(ok) == 4 and ok["max_abs_diff"].isna().all()
+    assert set(df["dtype"]) == {"float32"}
+    assert calls == [
+        (np.float32, np.float32, (20, 784), (784, 3)),
+        (np.float32, np.float32, (20, 784), (784, 3)),
+        (np.float32, np.float32, (400, 784), (784, 3)),
+        (np.float32, np.float32, (400, 784), (784, 3)),
+    ]
+    pi, mu = timing.article_parameters(3, 784, 0)
+    product = timing._bind(timing._BareProduct(), X[:20].astype(np.float32), pi, mu)()
+    expected = X[:20] @ (np.log(mu) - np.log1p(-mu)).T
+    np.testing.assert_allclose(product, expected, rtol=1e-5)
+
+
+def test_timings_of_several_sets_are_summarised_per_set(X):
+    one = timing.time_variant_grid("matmul", X, [20], [3], repeats=2, log=lambda m: None)
+    both = pd.concat([one.assign(dataset="a"), one.assign(dataset="b", seconds=1.0)])
+    s = timing.summarise(both).set_index("dataset")
+    assert s.loc["b", "median_s"] == 1.0 and s.loc["a", "median_s"] == one["seconds"].median()

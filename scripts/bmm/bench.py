@@ -46,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import auto, engine, estep, mnist, threads, timing
+from . import auto, engine, estep, idx, storage, threads, timing
+from .datasets import MNIST
 
 #: The variants the suite compares with the article's three lines: every one without a
 #: Python loop over the images (the loops are timed at the article's point only).
@@ -88,15 +89,15 @@ REPEAT_FOR_GROWTH = 10
 
 def load_X(N: int, data_dir: str | None, seed: int = 0) -> np.ndarray:
     """The first N binarised training images (bool) of the data set in ``data_dir`` (four IDX
-    files in MNIST's layout), or random ones with MNIST's ink."""
+    files in MNIST's layout, named as MNIST's are), or random ones with MNIST's ink."""
     if data_dir:
-        files = mnist.FILES
-        images, _ = mnist.load_split(
+        files = {role: f.name for role, f in MNIST.files.items()}
+        images, _ = idx.load_split(
             f"{data_dir}/{files['train_images']}", f"{data_dir}/{files['train_labels']}"
         )
         if N > len(images):
             raise SystemExit(f"--N {N} exceeds the {len(images)} training images in {data_dir}")
-        return mnist.binarize(images[:N], 0.5)
+        return storage.binarize(images[:N], 0.5)
     return np.random.default_rng(seed).random((N, 784)) < 0.13  # MNIST's share of ink at 0.5
 
 
@@ -355,9 +356,9 @@ import sys, time
 def mib():  # this process's peak resident memory (VmHWM; ru_maxrss would count the parent's)
     with open("/proc/self/status") as f:
         return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
-from bmm import BernoulliMixture, mnist, threads
+from bmm import BernoulliMixture, storage, threads
 imports = mib()
-X, _ = mnist.load_binarized(sys.argv[1], packed=True)
+X, _ = storage.load_binarized(sys.argv[1], packed=True)
 t0 = time.perf_counter()
 with threads.limit_threads(int(sys.argv[4]) if sys.argv[4] != "None" else None):
     model = BernoulliMixture(int(sys.argv[2]), estep=sys.argv[3], max_iter=5, tol=0,
@@ -373,7 +374,7 @@ def _fit_memory(X, name: str, K: int, args, repeat: int = 1) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.parquet"
         Xr = np.tile(X, (repeat, 1)) if repeat > 1 else X
-        mnist.write_binarized(path, Xr, np.zeros(len(Xr), np.uint8), {"bench": True})
+        storage.write_binarized(path, Xr, None, {"bench": True})
         del Xr
         env = dict(os.environ, PYTHONWARNINGS="ignore")
         proc = subprocess.run(
@@ -458,14 +459,14 @@ def online(args) -> list[dict]:
     from .estimator import BernoulliMixture
     from .metrics import purity
 
-    files = mnist.FILES
-    X, _ = mnist.load_split(
+    files = {role: f.name for role, f in MNIST.files.items()}
+    X, _ = idx.load_split(
         f"{args.data}/{files['train_images']}", f"{args.data}/{files['train_labels']}"
     )
-    Xt, yt = mnist.load_split(
+    Xt, yt = idx.load_split(
         f"{args.data}/{files['test_images']}", f"{args.data}/{files['test_labels']}"
     )
-    X, Xt = mnist.binarize(X, 0.5), mnist.binarize(Xt, 0.5)
+    X, Xt = storage.binarize(X, 0.5), storage.binarize(Xt, 0.5)
     rows = []
 
     def row(init, how, model, seconds):

@@ -1,43 +1,40 @@
 """Checking a pipeline config before any job runs.
 
-:func:`validate` fills defaults from the JSON schema, then reports every problem at once,
-each naming the key, the value and what is allowed; :func:`check` adds the rules a schema
-cannot express (K against training sizes, optional dependencies). The Snakefile calls both
-through ``workflow/rules/common.smk``.
+:func:`validate` reports every problem the JSON schema finds at once, each naming the key,
+the value and what is allowed; :func:`check` adds the rules a schema cannot express (the data
+sets exist and are described by the right keys, K against training sizes, optional
+dependencies). The Snakefile calls both through ``workflow/rules/common.smk``.
+
+The values themselves, defaults included, are written in one place: config/config.yaml, which
+every run loads before any ``--configfile`` layered over it. The schema holds types and
+ranges, and requires every key, so that a config which replaces config/config.yaml instead of
+layering over it is told what it lacks.
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
 import yaml
-from jsonschema import Draft202012Validator, validators
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from . import estep
+from . import datasets, estep, own_data
 
 
 class ConfigError(ValueError):
     """The config is invalid; the message lists each problem and how to fix it."""
 
 
-def _with_defaults(cls):
-    """A validator class that also writes each property's schema default into the instance."""
-    check_properties = cls.VALIDATORS["properties"]
-
-    def properties(validator, props, instance, schema):
-        if isinstance(instance, dict):
-            for name, sub in props.items():
-                if "default" in sub and name not in instance:
-                    instance[name] = copy.deepcopy(sub["default"])
-        yield from check_properties(validator, props, instance, schema)
-
-    return validators.extend(cls, {"properties": properties})
-
-
-_Validator = _with_defaults(Draft202012Validator)
+#: Top-level keys of earlier versions, and where their settings went.
+RENAMED = {
+    "mnist": (
+        "the top-level key 'mnist' is gone: list data sets in data.sets and give each one's "
+        "settings under datasets.<name> (MNIST's mirrors: datasets.mnist.mirrors; timeout_s "
+        "and retries: download.timeout_s, download.retries); see config/README.md"
+    ),
+}
 
 
 def variant_names(which: str) -> list[str]:
@@ -58,9 +55,14 @@ def load_schema(path: str | Path) -> dict[str, Any]:
 
 
 def validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
-    """Fill defaults into ``config`` (in place) and raise ConfigError listing every violation;
-    then spell out ``variants: all`` as the list of names it stands for."""
-    errors = sorted(_Validator(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    """Raise ConfigError listing every violation of ``schema``, or naming the new key of an
+    old one (before anything else); then spell out ``variants: all`` (in place) as the list of
+    names it stands for."""
+    old = [message for key, message in RENAMED.items() if key in config]
+    if old:
+        raise ConfigError(_message(old))
+    validator = Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
         lines = [_describe(e) for e in errors]
         raise ConfigError(_message(lines))
@@ -71,23 +73,37 @@ def validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def check(config: dict[str, Any]) -> None:
-    """What a schema cannot say: K fits every training size, variants can run here."""
+    """What a schema cannot say: every data set is known and well described (own data: its
+    files exist and agree, from their headers), K fits every training size, variants can run
+    here."""
     problems = []
     fit, data = config["fit"], config["data"]
+    sizes = {}  # training rows of the user's own sets, which may be few
+    for name in data["sets"]:
+        try:
+            found = datasets.from_config(name, config)
+            if isinstance(found, datasets.OwnSet):
+                N, _ = own_data.inspect(found)
+                sizes[name] = N - round(N * found.test_fraction)
+        except datasets.DataSetError as e:
+            problems.append(str(e))
     for variant in fit["variants"]:
         n_train = cap(config, variant)["n_train"]
-        sizes = [n for n in (n_train, data["n_train"]) if n is not None]
-        limit = min(sizes) if sizes else None
+        # (training images, where that limit is set, how to raise it)
+        limits = [(n, key, f"raise {key}") for n, key in [(n_train, f"fit.caps.{variant}.n_train")]]
+        limits += [(data["n_train"], "data.n_train", "raise data.n_train")]
+        limits += [
+            (n, f"the training rows of {s}", f"give {s} more rows") for s, n in sizes.items()
+        ]
+        limits = [limit for limit in limits if limit[0] is not None]
+        if not limits:
+            continue
+        limit, where, fix = min(limits, key=lambda lim: lim[0])
         for K in fit["K"]:
-            if limit is not None and K > limit:
-                where = (
-                    f"fit.caps.{variant}.n_train"
-                    if n_train is not None and n_train == limit
-                    else "data.n_train"
-                )
+            if K > limit:
                 problems.append(
                     f"fit.K: K={K} is larger than the {limit} training images {variant!r} fits "
-                    f"on ({where}); lower K or raise {where}"
+                    f"on ({where}); lower K or {fix}"
                 )
     shared = fit["shared"]
     if data["n_train"] is not None and shared["n_train"] > data["n_train"]:
@@ -181,7 +197,12 @@ def _describe(error) -> str:
     if kind == "uniqueItems":
         return f"{key} = {value!r}: each item may appear only once"
     if kind == "required":
-        return f"{key or '(top level)'}: {error.message}"
+        missing = error.message.split("'")[1]  # "'K' is a required property"
+        where = f"{key}." if key else ""
+        return (
+            f"{where}{missing}: missing; config/config.yaml sets it: layer your file over it "
+            "(--configfile) rather than replacing it, or add the key"
+        )
     if kind == "oneOf":
         branches = error.validator_value
         inner = [e for e in error.context if _same_kind(branches[e.relative_schema_path[0]], value)]

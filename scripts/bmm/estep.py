@@ -69,6 +69,7 @@ class Variant:
     stable: bool = True  # False: as published, may give NaN
     packed: bool = False  # True: X is a bmm.bits.BitMatrix
     unavailable: str | None = None  # why it cannot run here, or None
+    data_dependent: bool = False  # True: its cost depends on the data's ink, not only N, K, D
 
     def __call__(self, X, pi, mu):
         if self.unavailable:
@@ -108,9 +109,19 @@ VARIANTS: dict[str, Variant] = {}
 ARTICLE_FIRST, ARTICLE_FINAL = "loops_ndk_as_published", "matmul_as_published"
 
 
-def _register(name, dtype=np.float64, attempt="", stable=True, packed=False, unavailable=None):
+def _register(
+    name,
+    dtype=np.float64,
+    attempt="",
+    stable=True,
+    packed=False,
+    unavailable=None,
+    data_dependent=False,
+):
     def wrap(func):
-        VARIANTS[name] = Variant(name, func, dtype, attempt, stable, packed, unavailable)
+        VARIANTS[name] = Variant(
+            name, func, dtype, attempt, stable, packed, unavailable, data_dependent
+        )
         return func
 
     return wrap
@@ -356,7 +367,8 @@ if numba is not None:
     )
 
 
-@_register("numba_ndk", attempt="1, compiled", unavailable=NO_NUMBA)
+# a branch a pixel: its cost depends on how the data's pixels fall (the branch predictor)
+@_register("numba_ndk", attempt="1, compiled", unavailable=NO_NUMBA, data_dependent=True)
 def numba_ndk(X, pi, mu):
     return _normalise(_numba_log_joint(X, *_logs(pi, mu)), compiled=True)
 
@@ -377,7 +389,15 @@ def numba_simd(X, pi, mu):
 # float32 as a variant, float64 in scoring.
 
 
-@_register("packed_lut", dtype=np.float32, attempt="beyond", packed=True, unavailable=NO_NUMBA)
+# its cost grows with the non-zero nibbles an image holds: with the data's ink
+@_register(
+    "packed_lut",
+    dtype=np.float32,
+    attempt="beyond",
+    packed=True,
+    unavailable=NO_NUMBA,
+    data_dependent=True,
+)
 def packed_lut(X, pi, mu, dtype=np.float32):
     return bits.e_step(X, *log_odds(pi, mu), dtype)
 

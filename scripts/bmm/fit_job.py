@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import mnist
+from . import storage
 from .estimator import BernoulliMixture
 from .metrics import evaluate
 
@@ -34,9 +34,10 @@ FIT_KEYS = (
 )
 
 
-def training_subset(y: np.ndarray, n_train: int | None, seed: int) -> np.ndarray:
-    """The images one fit trains on: stratified by label, fixed by (n_train, seed)."""
-    return mnist.stratified_subset(y, n_train, seed)
+def training_subset(n_items: int, y: np.ndarray | None, n_train: int | None, seed: int):
+    """The images one fit trains on (sorted int64 indices): stratified by label (uniform
+    without labels), fixed by (n_train, seed)."""
+    return storage.subset(n_items, y, n_train, seed)
 
 
 def estimator_params(settings: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +59,7 @@ def estimator_params(settings: dict[str, Any]) -> dict[str, Any]:
 
 def fit(
     X: np.ndarray,
-    y: np.ndarray,
+    y: np.ndarray | None,
     settings: dict[str, Any],
     log: Callable[[str], None] | None = None,
     verbose_interval: int = 1,
@@ -72,7 +73,7 @@ def fit(
     missing = set(FIT_KEYS) - set(settings)
     if missing:
         raise ValueError(f"fit settings lack {sorted(missing)}")
-    keep = training_subset(y, settings["n_train"], settings["seed"])
+    keep = training_subset(len(X), y, settings["n_train"], settings["seed"])
     model = BernoulliMixture(
         **estimator_params(settings),
         verbose=2 if log else 0,
@@ -89,16 +90,19 @@ def fit(
 
 
 def metrics_row(model, meta, X_train, y_train, X_test, y_test) -> pd.DataFrame:
-    """The metrics table of one fit, evaluated on its own training subset and the test set."""
+    """The metrics table of one fit, evaluated on its own training subset and the test set.
+    Without labels (``y_train`` None) purity, NMI and ARI are left out: NaN, never 0."""
     settings = meta["config"]
-    keep = training_subset(y_train, settings["n_train"], settings["seed"])
-    scores = evaluate(model, X_train[keep], y_train[keep], X_test, y_test)
+    keep = training_subset(len(X_train), y_train, settings["n_train"], settings["seed"])
+    y_fit = None if y_train is None else y_train[keep]
+    scores = evaluate(model, X_train[keep], y_fit, X_test, y_test)
     row = {
+        "dataset": settings.get("dataset"),
         "variant": settings["variant"],
         "K": settings["K"],
         "seed": settings["seed"],
         "n_train": len(keep),
-        "n_test": len(y_test),
+        "n_test": len(X_test),
         **scores,
         "converged": meta["fit"]["converged"],
         "n_iter": meta["fit"]["n_iter"],

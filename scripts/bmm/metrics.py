@@ -31,6 +31,10 @@ def cluster_labels(labels_true, labels_pred) -> dict[int, int]:
     return out
 
 
+#: The scores that compare clusters with labels (left out, as NaN, for data without labels).
+CLUSTERING_SCORES = ("purity", "nmi", "ari")
+
+
 def clustering_scores(labels_true, labels_pred) -> dict[str, float]:
     return {
         "purity": purity(labels_true, labels_pred),
@@ -41,6 +45,8 @@ def clustering_scores(labels_true, labels_pred) -> dict[str, float]:
 
 def evaluate(model, X_train, y_train, X_test, y_test) -> dict[str, float]:
     """Every metric of a fitted :class:`bmm.BernoulliMixture` on its training and test data.
+    Labels ``y_train``, ``y_test`` may be None (data without labels): purity, NMI and ARI
+    are then NaN (not measured), never 0.
 
     Also counts the components that are empty (π_k = 0) and degenerate (N·π_k < 2 for the
     N training images: collapsed onto one image, or empty; see
@@ -51,8 +57,9 @@ def evaluate(model, X_train, y_train, X_test, y_test) -> dict[str, float]:
         # one stable E-step gives both what model.predict and model.score_samples would each
         # compute again
         resp, loglik = scoring(X, model.weights_, model.means_)
-        for name, value in clustering_scores(y, resp.argmax(axis=1)).items():
-            out[f"{split}_{name}"] = value
+        scores = None if y is None else clustering_scores(y, resp.argmax(axis=1))
+        for name in CLUSTERING_SCORES:
+            out[f"{split}_{name}"] = np.nan if scores is None else scores[name]
         out[f"{split}_loglik"] = float(loglik.mean())
         if split == "train":
             out["bic"] = float(bic(loglik.sum(), model.n_parameters(), len(loglik)))

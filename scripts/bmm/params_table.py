@@ -19,6 +19,16 @@ from .estimator import BernoulliMixture
 from .fit_job import estimator_params
 
 
+def fit_outcome(model: BernoulliMixture) -> dict[str, Any]:
+    """How a fit went, as its params table records it (``metadata["fit"]``)."""
+    return {
+        "converged": bool(model.converged_),
+        "n_iter": int(model.n_iter_),
+        "lower_bound": float(model.lower_bound_),
+        "n_samples": int(model.n_samples_fit_),
+    }
+
+
 def write_params(path, model: BernoulliMixture, meta: dict[str, Any]) -> None:
     K, D = model.means_.shape
     table = pa.table(
@@ -30,13 +40,7 @@ def write_params(path, model: BernoulliMixture, meta: dict[str, Any]) -> None:
             ),
         }
     )
-    extra = {
-        "converged": bool(model.converged_),
-        "n_iter": int(model.n_iter_),
-        "lower_bound": float(model.lower_bound_),
-        "n_samples": int(model.n_samples_fit_),
-    }
-    io.write_parquet(table, path, {**meta, "fit": extra})
+    io.write_parquet(table, path, {**meta, "fit": fit_outcome(model)})
 
 
 def read_params(path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:

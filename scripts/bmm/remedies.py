@@ -1,6 +1,6 @@
 """Degenerate components and their remedies, compared on the same data from the same start.
 
-Maximum-likelihood EM can collapse a component onto one image (see :mod:`bmm.em`). This
+Maximum-likelihood EM can collapse a component onto one image (see :mod:`bmm.engine`). This
 module fits one model per (remedy, K), all from the same seed, and tabulates what each
 remedy costs and buys: log-likelihood per image on the training and test sets (the plain
 log-likelihood, without any prior, so the rows compare), test purity, the number of
@@ -30,7 +30,8 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 
-from . import mnist
+from . import idx, storage
+from .datasets import MNIST
 from .engine import degenerate_components
 from .estimator import BernoulliMixture
 from .metrics import purity
@@ -136,12 +137,12 @@ def load_mnist(
     d = Path(directory)
     out = []
     for split in ("train", "test"):
-        images, labels = mnist.load_split(
-            d / mnist.FILES[f"{split}_images"], d / mnist.FILES[f"{split}_labels"]
+        images, labels = idx.load_split(
+            d / MNIST.files[f"{split}_images"].name, d / MNIST.files[f"{split}_labels"].name
         )
-        X, y = mnist.binarize(images, threshold), labels.astype(np.int64)
+        X, y = storage.binarize(images, threshold), labels.astype(np.int64)
         if split == "train":
-            keep = mnist.stratified_subset(y, n_train, seed)
+            keep = storage.stratified_subset(y, n_train, seed)
             X, y = X[keep], y[keep]
         out.append((X, y))
     return out[0], out[1]

@@ -144,7 +144,7 @@ def _write_drawn(model, N: int, path: Path) -> None:
 
     D = model.means_.shape[1]
     width = -(-D // 8)
-    doc = {"n_features": D, "drawn_from": "bmm.scale"}
+    doc = {"n_pixels": D, "image_shape": None, "has_labels": False, "drawn_from": "bmm.scale"}
     schema = pa.schema([("pixels", pa.binary(width))], metadata={b"bmm": json.dumps(doc).encode()})
     with pq.ParquetWriter(path, schema, use_dictionary=False, compression="none") as writer:
         for block in model.sample_blocks(N):

@@ -196,11 +196,9 @@ def _bytes(column, width: int, file: Path) -> np.ndarray:
 
 
 def _n_features(doc: dict, file: Path) -> int:
-    if "n_features" in doc:
-        return int(doc["n_features"])
-    if "shape" in doc:
-        return int(np.prod(doc["shape"]))
-    raise ValueError(f"{file}: no n_features or shape in its metadata: not a binarised table")
+    if "n_pixels" in doc:  # bmm.storage.write_binarized's
+        return int(doc["n_pixels"])
+    raise ValueError(f"{file}: no n_pixels in its metadata: not a binarised table")
 
 
 class DaskRows(_Streamed):

@@ -15,6 +15,12 @@
   the variant does; "effective GFLOP/s" = that work / time.
 - Every variant's responsibilities are checked against the stable ``matmul_fused`` at each
   point (``max_abs_diff``), so a fast wrong answer cannot hide in a speedup figure.
+- Beside the variants, the bare float32 product ``X @ W`` (:data:`BARE_PRODUCT`) is timed
+  as a yardstick: the one product a dense E-step cannot avoid, with nothing around it.
+- On several data sets (:func:`variants_for`): every variant on the first; on the others the
+  variants whose cost depends on the data (``Variant.data_dependent``), beside the article's
+  three lines as published and the bare product. A dense product costs the same whatever
+  the pixels hold, so timing it again would double the job and show nothing new.
 """
 
 from __future__ import annotations
@@ -43,6 +49,10 @@ COLUMNS = [
     "reason",
 ]
 
+
+#: The yardstick's name in a timings table: the bare float32 product X @ W, W the D×K
+#: log-odds, as a dense E-step's core (no logs, no normalisation).
+BARE_PRODUCT = "bare_product_f32"
 
 #: Points predicted to take longer than this get no warm-up call.
 WARMUP_LIMIT_S = 1.0
@@ -83,6 +93,51 @@ def article_parameters(K: int, D: int, seed: int):
     return np.full(K, 1.0 / K), rng.uniform(0.25, 0.75, size=(K, D))
 
 
+def variants_for(variants: Sequence[str], first: bool) -> list[str]:
+    """What the timing job times on a data set, from ``timing.variants``: every one of them
+    on the first set; on the others those whose cost depends on the data and the article's
+    three lines as published (each if listed); then the bare product, on every set."""
+    keep = [v for v in variants if first or estep.get(v).data_dependent or v == estep.ARTICLE_FINAL]
+    return [*keep, BARE_PRODUCT]
+
+
+def why_timed(first: bool) -> str:
+    """Why a data set's timings hold the variants :func:`variants_for` chose, in words."""
+    if first:
+        return "every variant listed in timing.variants (the first data set)"
+    return (
+        "the variants whose cost depends on the data (a branch a pixel, or a cost per "
+        "non-zero nibble), the article's three lines as published and the bare float32 "
+        "product: the dense products cost the same whatever the pixels hold, so they are "
+        "timed on the first data set only"
+    )
+
+
+class _BareProduct:
+    """The bare float32 product X @ W, timed like a variant (W computed outside the timed
+    call, as the data are); its output is not responsibilities, so it is not checked."""
+
+    name, dtype, packed, unavailable, stable = BARE_PRODUCT, np.float32, False, None, False
+
+    def prepare(self, X):
+        return np.asarray(X).astype(np.float32, copy=False)
+
+    @staticmethod
+    def bind(x, pi, mu):
+        mu = np.clip(mu, estep.EPS, 1 - estep.EPS)
+        W = np.ascontiguousarray((np.log(mu) - np.log1p(-mu)).T, dtype=np.float32)
+        return functools.partial(np.matmul, x, W)
+
+
+def _timed(variant: str):
+    return _BareProduct() if variant == BARE_PRODUCT else estep.get(variant)
+
+
+def _bind(v, x, pi, mu):
+    """The call to time, with everything but the timed work done before."""
+    return v.bind(x, pi, mu) if isinstance(v, _BareProduct) else functools.partial(v, x, pi, mu)
+
+
 def time_variant_grid(
     variant: str,
     X: np.ndarray,
@@ -102,7 +157,9 @@ def time_variant_grid(
 
     Points run in order of K, then N. A point is skipped when its predicted time exceeds
     ``budget_s``; at every K but the first (the article's K = 10, which is timed in full),
-    also when it would take the variant's calls at those K past ``variant_budget_s``.
+    also when it would take the variant's calls at those K past ``variant_budget_s``,
+    except the largest N at the largest K (the report compares variants and data sets
+    there, at the smallest and the largest K), which only ``budget_s`` limits.
     Returns one row per repeat (status "ok"), or one row per point that was not timed
     (status "skipped" or "unavailable", with the reason). X is put in the variant's form
     (``Variant.prepare``: a float copy, or bits) once per N before anything is timed.
@@ -110,7 +167,7 @@ def time_variant_grid(
     (default: ``matmul_fused`` computed here; the timing job shares one
     :func:`reference_responsibilities` between variants).
     """
-    v = estep.get(variant)
+    v = _timed(variant)
     D = X.shape[1]
     inputs = _prepared(v, X, Ns)
     time.sleep(IDLE_S)  # let the previous variant's BLAS threads go idle
@@ -118,6 +175,8 @@ def time_variant_grid(
     rows = []
     measured: dict[tuple[int, int], float] = {}  # (N, K) -> median seconds
     spent = 0.0  # seconds of this variant's calls beyond the first K, warm-ups included
+    # the point the report reads at the largest K: beyond the variant's budget
+    corner = (max([n for n in Ns if n <= len(X)], default=None), max(Ks))
     dtype = np.dtype(v.dtype).name
 
     def row(N, K, status, repeat=-1, seconds=math.nan, predicted=math.nan, diff=math.nan, why=""):
@@ -138,14 +197,14 @@ def time_variant_grid(
                 why = f"predicted {predicted:.3g} s > budget {budget_s:g} s per point"
                 row(N, K, "skipped", predicted=predicted, why=why)
                 continue
-            if not first_K and spent + predicted > variant_budget_s:
+            if not first_K and spent + predicted > variant_budget_s and (N, K) != corner:
                 why = (
                     f"predicted {predicted:.3g} s; the variant's budget of {variant_budget_s:g} s "
                     f"is spent ({spent:.3g} s used)"
                 )
                 row(N, K, "skipped", predicted=predicted, why=why)
                 continue
-            x = inputs[N]
+            call = _bind(v, inputs[N], pi, mu)
             # a warm-up pays for short calls (caches, BLAS threads spinning up); a call that
             # takes a second or more gains nothing from one, so it is not spent there
             n_warm = (
@@ -156,15 +215,19 @@ def time_variant_grid(
                 n_rep = max(1, min(repeats, int((budget_s - n_warm * predicted) / predicted)))
             t_start = clock()
             for _ in range(n_warm):
-                v(x, pi, mu)
+                call()
             times = []
             for _ in range(n_rep):
                 t0 = clock()
-                resp, _ = v(x, pi, mu)
+                out = call()
                 times.append(clock() - t0)
             if not first_K:
                 spent += clock() - t_start
-            diff = float(np.abs(resp - reference(N, K)).max())
+            diff = (
+                math.nan
+                if v.name == BARE_PRODUCT
+                else float(np.abs(out[0] - reference(N, K)).max())
+            )
             for r, t in enumerate(times):
                 row(N, K, "ok", r, t, predicted, diff)
             measured[N, K] = float(np.median(times))
@@ -196,7 +259,7 @@ def reference_responsibilities(
     return reference
 
 
-def _prepared(v: estep.Variant, X: np.ndarray, Ns: Sequence[int]) -> dict:
+def _prepared(v, X: np.ndarray, Ns: Sequence[int]) -> dict:
     """X's first N rows in the variant's form, for each N that X has (none if unavailable)."""
     if v.unavailable:
         return {}
@@ -228,9 +291,11 @@ def _predict(measured: dict[tuple[int, int], float], N: int, K: int) -> float:
 
 
 def summarise(df: pd.DataFrame) -> pd.DataFrame:
-    """Median, min and max seconds per (variant, N, K) over the timed repeats."""
+    """Median, min and max seconds per (variant, N, K) over the timed repeats (and per data
+    set, when the table holds several)."""
     ok = df[df["status"] == "ok"]
-    g = ok.groupby(["variant", "N", "K", "D", "dtype"], sort=False)["seconds"]
+    keys = ["dataset"] * ("dataset" in df) + ["variant", "N", "K", "D", "dtype"]
+    g = ok.groupby(keys, sort=False)["seconds"]
     out = g.agg(median_s="median", min_s="min", max_s="max", repeats="count").reset_index()
     out["effective_gflops"] = model_flops(out["N"], out["K"], out["D"]) / out["median_s"] / 1e9
     return out

@@ -1,46 +1,42 @@
-# MNIST: fetch the four original files (SHA-256 verified), then binarise them into Parquet.
+# The data sets: an IDX set's four files fetched from its mirrors (SHA-256 checked), then
+# each set binarised into bit-packed Parquet (an IDX set thresholded, the user's own 0/1 data
+# checked and split).
 
 
-rule download_mnist:
+rule download:
     output:
-        "resources/mnist/{file}",
+        "resources/{dataset}/{file}",
     log:
-        "logs/download_mnist/{file}.log",
+        "logs/download/{dataset}/{file}.log",
     benchmark:
-        "benchmarks/download_mnist/{file}.tsv"
+        "benchmarks/download/{dataset}/{file}.tsv"
     localrule: True
     conda:
         "../envs/bmm.yaml"
-    # The job also reads mnist.mirrors, timeout_s and retries (bmm.mnist.download_settings),
-    # on purpose not as params: a params change reruns a job, and where the pinned bytes come
-    # from changes nothing, so pointing the mirrors elsewhere reruns nothing.
+    # The job also reads the set's mirrors and the download settings (download.timeout_s,
+    # retries), on purpose not as params: a params change reruns a job, and where the pinned
+    # bytes come from changes nothing, so pointing the mirrors elsewhere reruns nothing.
     params:
-        sha256=mnist_sha256,
+        checksums=download_checksums,
     script:
-        "../../scripts/download_mnist.py"
+        "../../scripts/download.py"
 
 
 rule binarize:
     input:
-        train_images=f"resources/mnist/{FILES['train_images']}",
-        train_labels=f"resources/mnist/{FILES['train_labels']}",
-        test_images=f"resources/mnist/{FILES['test_images']}",
-        test_labels=f"resources/mnist/{FILES['test_labels']}",
+        unpack(binarize_inputs),
     output:
-        train="results/data/train.parquet",
-        test="results/data/test.parquet",
+        train="results/{dataset}/data/train.parquet",
+        test="results/{dataset}/data/test.parquet",
     log:
-        "logs/binarize.log",
+        "logs/binarize/{dataset}.log",
     benchmark:
-        "benchmarks/binarize.tsv"
+        "benchmarks/binarize/{dataset}.tsv"
     conda:
         "../envs/bmm.yaml"
     resources:
         mem_mb=2000,
     params:
-        threshold=config["data"]["threshold"],
-        n_train=config["data"]["n_train"],
-        n_test=config["data"]["n_test"],
-        seed=config["data"]["seed"],
+        data=canonical(binarize_params),
     script:
         "../../scripts/binarize.py"

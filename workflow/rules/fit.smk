@@ -1,17 +1,20 @@
-# EM fits: one job per (variant, K, seed), each variant on its own capped training size;
-# every variant again on one shared subset from one start, to measure their agreement.
+# EM fits: one job per (data set, variant, K, seed), each variant on its own capped training
+# size, evaluated in the same job (the data are loaded already); every variant again on one
+# shared subset of the first data set from one start, to measure their agreement.
 
 
 rule fit:
     input:
-        train="results/data/train.parquet",
+        train="results/{dataset}/data/train.parquet",
+        test="results/{dataset}/data/test.parquet",
     output:
-        params=f"{fit_dir('{variant}', '{K}', '{seed}')}/params.parquet",
-        trace=f"{fit_dir('{variant}', '{K}', '{seed}')}/trace.parquet",
+        params=f"{fit_dir('{dataset}', '{variant}', '{K}', '{seed}')}/params.parquet",
+        trace=f"{fit_dir('{dataset}', '{variant}', '{K}', '{seed}')}/trace.parquet",
+        metrics=f"{fit_dir('{dataset}', '{variant}', '{K}', '{seed}')}/metrics.parquet",
     log:
-        "logs/fit/{variant}/K{K}/seed{seed}.log",
+        "logs/fit/{dataset}/{variant}/K{K}/seed{seed}.log",
     benchmark:
-        "benchmarks/fit/{variant}/K{K}/seed{seed}.tsv"
+        "benchmarks/fit/{dataset}/{variant}/K{K}/seed{seed}.tsv"
     conda:
         "../envs/bmm.yaml"
     threads: 1
@@ -22,26 +25,6 @@ rule fit:
         fit=canonical(fit_params),
     script:
         "../../scripts/fit.py"
-
-
-rule evaluate:
-    input:
-        params=f"{fit_dir('{variant}', '{K}', '{seed}')}/params.parquet",
-        train="results/data/train.parquet",
-        test="results/data/test.parquet",
-    output:
-        metrics=f"{fit_dir('{variant}', '{K}', '{seed}')}/metrics.parquet",
-    log:
-        "logs/evaluate/{variant}/K{K}/seed{seed}.log",
-    benchmark:
-        "benchmarks/evaluate/{variant}/K{K}/seed{seed}.tsv"
-    conda:
-        "../envs/bmm.yaml"
-    threads: 1
-    resources:
-        mem_mb=3000,
-    script:
-        "../../scripts/evaluate.py"
 
 
 rule aggregate_metrics:
@@ -63,14 +46,14 @@ rule aggregate_metrics:
 
 rule fit_shared:
     input:
-        train="results/data/train.parquet",
+        train="results/{dataset}/data/train.parquet",
     output:
-        params="results/agreement/{variant}/params.parquet",
-        trace="results/agreement/{variant}/trace.parquet",
+        params="results/{dataset}/agreement/{variant}/params.parquet",
+        trace="results/{dataset}/agreement/{variant}/trace.parquet",
     log:
-        "logs/fit_shared/{variant}.log",
+        "logs/fit_shared/{dataset}/{variant}.log",
     benchmark:
-        "benchmarks/fit_shared/{variant}.tsv"
+        "benchmarks/fit_shared/{dataset}/{variant}.tsv"
     conda:
         "../envs/bmm.yaml"
     threads: 1
@@ -85,7 +68,8 @@ rule fit_shared:
 rule agreement:
     input:
         params=expand(
-            "results/agreement/{variant}/params.parquet",
+            "results/{dataset}/agreement/{variant}/params.parquet",
+            dataset=FIRST,
             variant=config["fit"]["variants"],
         ),
     output:
@@ -98,5 +82,6 @@ rule agreement:
         "../envs/bmm.yaml"
     params:
         reference=config["fit"]["shared"]["reference"],
+        dataset=FIRST,
     script:
         "../../scripts/agreement.py"

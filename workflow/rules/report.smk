@@ -1,19 +1,19 @@
-# Figures from the tables, then one self-contained HTML page. The figures are also flagged
-# for `snakemake --report report.zip`, with captions from workflow/report/.
+# Figures from the tables (each data set's own, then those of the whole run), then one
+# self-contained HTML page. The figures are also flagged for `snakemake --report report.zip`,
+# with captions from workflow/report/.
 
 
 rule plot_figures:
     input:
-        timings="results/timings/estep.parquet",
-        metrics="results/tables/metrics.parquet",
-        traces="results/tables/traces.parquet",
-        agreement="results/tables/agreement.parquet",
+        timings="results/{dataset}/timings/estep.parquet",
+        metrics=set_fit_outputs("metrics.parquet"),
+        traces=set_fit_outputs("trace.parquet"),
     output:
-        **figure_outputs(),
+        **figure_outputs("set"),
     log:
-        "logs/plot_figures.log",
+        "logs/plot_figures/{dataset}.log",
     benchmark:
-        "benchmarks/plot_figures.tsv"
+        "benchmarks/plot_figures/{dataset}.tsv"
     conda:
         "../envs/bmm.yaml"
     params:
@@ -22,21 +22,36 @@ rule plot_figures:
         "../../scripts/plot_figures.py"
 
 
+rule plot_run_figures:
+    input:
+        timings=per_set("results/{d}/timings/estep.parquet"),
+        agreement="results/tables/agreement.parquet",
+        data=per_set("results/{d}/data/train.parquet"),
+    output:
+        **figure_outputs("run"),
+    log:
+        "logs/plot_run_figures.log",
+    benchmark:
+        "benchmarks/plot_run_figures.tsv"
+    conda:
+        "../envs/bmm.yaml"
+    params:
+        baseline=config["report"]["baseline"],
+        sets=list(SETS),
+    script:
+        "../../scripts/plot_figures.py"
+
+
 rule plot_means:
     input:
-        params=means_params,
-        test="results/data/test.parquet",
+        unpack(means_params),
+        test="results/{dataset}/data/test.parquet",
     output:
-        figure=report(
-            "results/report/figures/means_K{K}.png",
-            caption="../report/means.rst",
-            category="Clusters",
-            subcategory="Cluster means",
-        ),
+        **means_outputs(),
     log:
-        "logs/plot_means/K{K}.log",
+        "logs/plot_means/{dataset}.log",
     benchmark:
-        "benchmarks/plot_means/K{K}.tsv"
+        "benchmarks/plot_means/{dataset}.tsv"
     conda:
         "../envs/bmm.yaml"
     script:
@@ -47,8 +62,8 @@ rule render_report:
     input:
         **report_figures(),
         **report_captions(),
-        means=expand("results/report/figures/means_K{K}.png", K=config["fit"]["K"]),
-        timings="results/timings/estep.parquet",
+        timings=per_set("results/{d}/timings/estep.parquet"),
+        data=per_set("results/{d}/data/train.parquet"),
         metrics="results/tables/metrics.parquet",
         agreement="results/tables/agreement.parquet",
     output:
@@ -61,6 +76,7 @@ rule render_report:
         "../envs/bmm.yaml"
     params:
         baseline=config["report"]["baseline"],
+        sets=list(SETS),
         config=canonical(report_config()),
     script:
         "../../scripts/render_report.py"

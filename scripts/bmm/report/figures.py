@@ -1,8 +1,10 @@
 """The report's figures: each a function from the pipeline's tables to one saved PNG.
 
-:data:`FIGURES` lists them, in the report's order, with the report category each belongs to;
-the Snakemake rules, the figure script and the HTML page all read that one list, and each
-figure's caption is ``workflow/report/<name>.rst``. The functions never recompute a result:
+:data:`FIGURES` lists them, in the report's order, with the report category each belongs to
+and its scope: drawn for each data set from that set's tables, or once for the run (the
+article's speedup on the first set, the agreement of the variants, the comparison of the
+sets). The Snakemake rules, the figure script and the HTML page all read that one list, and
+each figure's caption is ``workflow/report/<name>.rst``. The functions never recompute a result:
 they draw what the tables hold. Figures are 10 inches wide at most (1100 px at 110 dpi, the
 report page's width), so they are shown at full size.
 """
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from ..estep import ARTICLE_FINAL, ARTICLE_FIRST, VARIANTS
-from ..timing import summarise
+from ..timing import BARE_PRODUCT, summarise
 
 #: The article's published timings (N = 1000, K = 10, D = 784), by our name for its code.
 ARTICLE_SECONDS = {ARTICLE_FIRST: 11.688, ARTICLE_FINAL: 0.012}
@@ -37,18 +39,28 @@ WIDTH = 10.0  # inches: the report page's width at DPI
 
 @dataclass
 class Tables:
-    """Everything a figure may draw from, as the pipeline wrote it."""
+    """Everything a figure may draw from, as the pipeline wrote it: one data set's tables
+    (a figure of scope "set"), or every set's timings with the agreement (scope "run")."""
 
     timings: pd.DataFrame
     peaks: dict[str, float]  # same-run GEMM peak GFLOP/s by dtype name
-    metrics: pd.DataFrame
-    traces: pd.DataFrame
-    agreement: pd.DataFrame
+    metrics: pd.DataFrame | None
+    traces: pd.DataFrame | None
+    agreement: pd.DataFrame | None
     baseline: str  # the variant speedups are measured against
+    #: data set -> its ink (bmm.storage.ink) and title, in the run's order (scope "run")
+    sets: dict[str, dict[str, Any]] = field(default_factory=dict)
     summary: pd.DataFrame = field(init=False)  # timings summarised per (variant, N, K)
 
     def __post_init__(self):
         self.summary = summarise(self.timings)
+
+    @property
+    def first(self) -> pd.DataFrame:
+        """The first data set's timings (all of them, when the table holds one set)."""
+        if not self.sets or "dataset" not in self.timings:
+            return self.timings
+        return self.timings[self.timings["dataset"] == next(iter(self.sets))]
 
 
 # ---------------------------------------------------------------------------------------
@@ -56,6 +68,8 @@ class Tables:
 
 
 def _style(variant: str) -> dict[str, Any]:
+    if variant == BARE_PRODUCT:  # the yardstick, not an E-step
+        return {"color": "k", "marker": "", "linestyle": ":", "markersize": 4}
     order = list(VARIANTS)
     i = order.index(variant) if variant in order else len(order)
     unstable = variant in VARIANTS and not VARIANTS[variant].stable
@@ -68,7 +82,7 @@ def _style(variant: str) -> dict[str, Any]:
 
 
 def _ordered(variants) -> list[str]:
-    order = list(VARIANTS)
+    order = [*VARIANTS, BARE_PRODUCT]
     return sorted(set(variants), key=lambda v: order.index(v) if v in order else 99)
 
 
@@ -158,7 +172,7 @@ def time_vs_N(t: Tables, path) -> None:
                 s=22,
                 linewidths=0.8,
             )
-    if K == ARTICLE_K:
+    if K == ARTICLE_K and ARTICLE_FIRST in set(t.timings["variant"]):  # the article's data
         for v, sec in ARTICLE_SECONDS.items():
             ax.scatter(
                 [ARTICLE_N],
@@ -181,7 +195,7 @@ def time_vs_N(t: Tables, path) -> None:
         ax,
         "N (images, log scale)",
         "E-step time (s, log scale)",
-        f"E-step time against N (K = {K}, D = 784)",
+        f"E-step time against N (K = {K}, D = {int(t.timings['D'].iloc[0])})",
     )
     _legend_below(fig, ax, ncol=3)
     _save(fig, path)
@@ -201,9 +215,12 @@ def _speedup_lines(ax, s: pd.DataFrame, over: str, xcol: str) -> None:
 
 def speedup(t: Tables, path) -> None:
     """Speedup over the baseline (the article's attempt 1 as published, by default) against N,
-    where both were timed in the same run; the article's own ratio as a dotted line."""
-    K = focus_K(t.timings)
-    s = t.summary[t.summary["K"] == K]
+    where both were timed in the same run, on the first data set (the only one every variant
+    is timed on); the article's own ratio as a dotted line."""
+    first = t.first
+    K = focus_K(first)
+    s = summarise(first)
+    s = s[s["K"] == K]
     fig, ax = plt.subplots(figsize=(WIDTH, 5.8))
     _speedup_lines(ax, s, t.baseline, "N")
     if K == ARTICLE_K and t.baseline == ARTICLE_FIRST:
@@ -215,11 +232,12 @@ def speedup(t: Tables, path) -> None:
             ls=":",
             label=f"article: ×{ratio:.0f} (attempt 4 over 1, N = 1000)",
         )
+    where = f" on {next(iter(t.sets.values()))['title']}" if t.sets else ""
     _log_axes(
         ax,
         "N (images, log scale)",
         f"speedup over {t.baseline} (×, log scale)",
-        f"Speedup over {t.baseline} (K = {K}), where both were timed",
+        f"Speedup over {t.baseline} (K = {K}){where}, where both were timed",
     )
     _legend_below(fig, ax, ncol=3)
     _save(fig, path)
@@ -348,6 +366,16 @@ def clustering_vs_K(t: Tables, path) -> None:
         _K_axis(ax, m["K"].unique())
         ax.set(xlabel="K (components, log scale)", ylabel=title.split(" per ")[0], title=title)
         ax.grid(True, alpha=0.3)
+        if m[col].isna().all():  # data without labels: nothing to compare clusters with
+            ax.text(
+                0.5,
+                0.5,
+                "not measured:\nthis data set has no labels",
+                transform=ax.transAxes,
+                ha="center",
+                va="center",
+                color="0.4",
+            )
     _clip_outliers(axes[1][1], m["test_loglik"], m.loc[m["n_train"] >= 1000, "test_loglik"])
     fig.suptitle("Clustering quality on the test images against K", fontsize=11)
     _legend_below(fig, axes, ncol=2)
@@ -363,14 +391,17 @@ def _clip_outliers(ax, values: pd.Series, typical: pd.Series) -> None:
     if values.min() >= floor:
         return
     ax.set_ylim(floor, hi + 0.1 * (hi - lo + 1.0))
+    marked: dict[float, int] = {}  # x -> values marked there, stacked so none overlap
     for line in ax.get_lines():
         x, y = line.get_xdata(), line.get_ydata()
         for xi, yi in zip(x, y, strict=True):
             if yi < floor:
+                above = marked.get(xi, 0)
+                marked[xi] = above + 1
                 ax.annotate(
                     f"{yi:.0f} ↓",
                     (xi, floor),
-                    xytext=(0, 4),
+                    xytext=(0, 4 + 9 * above),
                     textcoords="offset points",
                     ha="center",
                     fontsize=7,
@@ -412,6 +443,52 @@ def traces(t: Tables, path) -> None:
     _save(fig, path)
 
 
+def bits_vs_ink(t: Tables, path) -> None:
+    """Where the bits win: on each data set, at the largest N, the bit-packed E-step's time
+    and the bare float32 product's against K (left), and their ratio (right); each set named
+    with its ink, the pixels on and the non-zero nibbles an image (the packed E-step adds one
+    table row per non-zero nibble, the product multiplies every pixel)."""
+    s = t.summary
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 5.0))
+    colors = plt.get_cmap("tab10")
+    for i, (name, info) in enumerate(t.sets.items()):
+        d = s[s["dataset"] == name] if "dataset" in s else s
+        if d.empty:
+            continue
+        N = int(d["N"].max())
+        d = d[d["N"] == N]
+        lut = d[d["variant"] == "packed_lut"].set_index("K")["median_s"]
+        bare = d[d["variant"] == BARE_PRODUCT].set_index("K")["median_s"]
+        label = (
+            f"{info['title']} ({100 * info['pixels_on']:.0f}% on, "
+            f"{info['nonzero_nibbles']:.0f} nibbles an image; N = {N})"
+        )
+        c = colors(i % 10)
+        axes[0].plot(lut.index, lut, color=c, marker="o", markersize=4, label=label)
+        axes[0].plot(bare.index, bare, color=c, linestyle=":", marker="x", markersize=4)
+        common = lut.index.intersection(bare.index).sort_values()
+        axes[1].plot(common, lut[common] / bare[common], color=c, marker="o", markersize=4)
+    axes[0].plot([], [], color="0.3", marker="o", markersize=4, label="packed_lut (solid)")
+    axes[0].plot([], [], color="0.3", linestyle=":", marker="x", label="X @ W, float32 (dotted)")
+    _log_axes(axes[0], "K (components, log scale)", "seconds (log scale)", "E-step time")
+    axes[1].axhline(1.0, color="k", lw=0.8)
+    _log_axes(
+        axes[1],
+        "K (components, log scale)",
+        "packed_lut ÷ X @ W (log scale)",
+        "below 1: the bits beat the bare product",
+    )
+    for which in (axes[1].yaxis.set_major_formatter, axes[1].yaxis.set_minor_formatter):
+        which(matplotlib.ticker.FormatStrFormatter("%g"))  # 0.3, not 3×10⁻¹
+    for ax in axes:
+        _K_axis(ax, s["K"].unique())
+    fig.suptitle(
+        "The bit-packed E-step against the bare float32 product, per data set", fontsize=11
+    )
+    _legend_below(fig, axes[:1], ncol=2)
+    _save(fig, path)
+
+
 def agreement(t: Tables, path) -> None:
     """Max |Δμ| and |Δπ| of each variant's fit against the reference's, log scale."""
     table = t.agreement.set_index("variant").loc[_ordered(t.agreement["variant"])]
@@ -440,20 +517,22 @@ class Figure:
     name: str
     category: str  # the section of the report (and of `snakemake --report`)
     draw: Callable[[Tables, Any], None]
+    scope: str = "set"  # "set": one per data set, from its tables; "run": one for the run
 
 
 #: Every figure drawn from the tables, in the report's order.
 FIGURES: dict[str, Figure] = {
     f.name: f
     for f in (
+        Figure("bits_vs_ink", "Comparison", bits_vs_ink, "run"),
+        Figure("speedup", "Speed", speedup, "run"),
         Figure("time_vs_N", "Speed", time_vs_N),
-        Figure("speedup", "Speed", speedup),
         Figure("speedup_vs_article", "Speed", speedup_vs_article),
         Figure("time_vs_K", "Speed", time_vs_K),
         Figure("efficiency", "Speed", efficiency),
         Figure("clustering_vs_K", "Clusters", clustering_vs_K),
         Figure("traces", "Clusters", traces),
-        Figure("agreement", "Agreement", agreement),
+        Figure("agreement", "Agreement", agreement, "run"),
     )
 }
 
@@ -462,34 +541,75 @@ def cluster_means(
     pi: np.ndarray,
     mu: np.ndarray,
     path,
-    labels: dict[int, int] | None = None,
+    labels: dict[int, str] | None = None,
     title: str = "",
     degenerate: np.ndarray | None = None,
+    image_shape: tuple[int, ...] | None = None,
 ) -> None:
     """Each component's mean image, ordered by weight, with π_k (and majority label).
 
     ``degenerate`` (a bool per component) marks the components that explain next to no
-    image: a red frame and "degenerate" in red in their title.
+    image: a red frame and "degenerate" in red in their title. ``image_shape`` (rows,
+    columns) is the shape of one image; without one (the features are not an image) the
+    means are drawn as a K×D heat map instead (:func:`means_heat_map`).
     """
+    if image_shape is None or len(image_shape) != 2:
+        means_heat_map(pi, mu, path, labels, title, degenerate)
+        return
     K = len(pi)
     order = np.argsort(-pi)
     cols = min(10, K)
     rows = math.ceil(K / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(1.0 * cols, 1.25 * rows + 0.5), squeeze=False)
-    side = math.isqrt(mu.shape[1])
     for ax, k in zip(axes.ravel(), order, strict=False):
-        ax.imshow(mu[k].reshape(side, side), cmap="gray_r", vmin=0, vmax=1)
+        ax.imshow(mu[k].reshape(image_shape), cmap="gray_r", vmin=0, vmax=1)
         label = f" '{labels[k]}'" if labels and k in labels else ""
         if degenerate is not None and degenerate[k]:
             ax.set_title(f"degenerate\nπ={pi[k]:.2g}{label}", fontsize=7, color="red")
             for spine in ax.spines.values():
                 spine.set(color="red", linewidth=2.5)
         else:
-            ax.set_title(f"π={pi[k]:.3f}{label}", fontsize=7)
+            ax.set_title(f"π={_weight(pi[k])}{label}", fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in axes.ravel()[K:]:
         ax.axis("off")
     fig.suptitle(title or f"Cluster means, K={K}", fontsize=10)
+    _save(fig, path)
+
+
+def _weight(p: float) -> str:
+    """π_k as a title shows it: 0.185; a small one not as 0.000 but 4e-04."""
+    return f"{p:.3f}" if p >= 0.001 or p == 0 else f"{p:.0e}"
+
+
+def means_heat_map(
+    pi: np.ndarray,
+    mu: np.ndarray,
+    path,
+    labels: dict[int, str] | None = None,
+    title: str = "",
+    degenerate: np.ndarray | None = None,
+) -> None:
+    """The K×D means as one heat map, a row per component ordered by weight, labelled with
+    π_k (and the majority label); degenerate components' labels in red."""
+    K, D = mu.shape
+    order = np.argsort(-pi)
+    fig, ax = plt.subplots(figsize=(WIDTH, min(0.22 * K + 1.6, 14)))
+    image = ax.imshow(
+        mu[order], cmap="gray_r", vmin=0, vmax=1, aspect="auto", interpolation="nearest"
+    )
+    names = []
+    for k in order:
+        name = f"π={_weight(pi[k])}" + (f" '{labels[k]}'" if labels and k in labels else "")
+        names.append(("degenerate " if degenerate is not None and degenerate[k] else "") + name)
+    ax.set_yticks(np.arange(K), names, fontsize=max(4, min(8, 400 // K)))
+    if degenerate is not None:
+        for tick, k in zip(ax.get_yticklabels(), order, strict=True):
+            if degenerate[k]:
+                tick.set_color("red")
+    ax.set_xlabel(f"feature (D = {D})")
+    fig.colorbar(image, ax=ax, label="μ (probability the feature is 1)", fraction=0.03)
+    ax.set_title(title or f"Cluster means, K={K}", fontsize=10)
     _save(fig, path)
