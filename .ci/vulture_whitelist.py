@@ -21,10 +21,10 @@ _.log_message
 _.daemon_threads
 _.block_on_close
 
-# pytest fixtures requested by name, not called: mnist_run by the `run` fixture
+# pytest fixtures requested by name, not called: real_run by the `run` fixture
 # (request.getfixturevalue), not_installed by the tests that need its monkeypatch (an
 # argument they never read); pytestmark, the marks pytest reads from a test module.
-mnist_run
+real_run
 not_installed
 pytestmark
 

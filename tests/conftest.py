@@ -38,9 +38,8 @@ from hypothesis import settings
 from bmm.datasets import MNIST
 
 REPO = Path(__file__).resolve().parents[1]
-#: MNIST's four file names by role, and the SHA-256 of each .gz (from the registry).
+#: MNIST's four file names by role (from the registry).
 FILES = {role: f.name for role, f in MNIST.files.items()}
-SHA256 = {f.name: f.gz_sha256 for f in MNIST.files.values()}
 
 # estep="auto" keeps its timed choices in a cache (bmm.auto); the tests, and the pipeline runs
 # they start, keep theirs apart from the user's.
