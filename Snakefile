@@ -27,6 +27,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/fit.smk"
 include: "workflow/rules/timing.smk"
+include: "workflow/rules/scale.smk"
 include: "workflow/rules/report.smk"
 
 

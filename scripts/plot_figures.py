@@ -37,6 +37,7 @@ with job(snakemake) as log:
             agreement=io.read_parquet(i.agreement),
             baseline=p.baseline,
             sets=sets,
+            scale=io.read_parquet(i.scale),
         )
     for name, figure in FIGURES.items():
         if figure.scope == scope:

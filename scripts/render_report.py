@@ -45,6 +45,7 @@ with job(snakemake) as log:
         },
         metrics=io.read_parquet(i.metrics),
         agreement=io.read_parquet(i.agreement),
+        scale=io.read_parquet(i.scale),
         baseline=p.baseline,
         config=p.config,
     )

@@ -179,10 +179,10 @@ def test_shared_subset_must_fit_its_K_and_the_data():
 
 
 def test_cross_references_must_name_configured_variants():
-    config = with_("fit.variants", ["matmul_fused", "packed_lut"])
-    check(config)  # the reference (matmul_fused) and the report's variant are among them
-    assert "fit.shared.reference" in error_of(with_("fit.variants", ["packed_lut"]))
-    assert "report.variant" in error_of(with_("fit.variants", ["matmul_fused"]))
+    config = with_("fit.variants", ["matmul_fused", "auto"])
+    check(config)  # the reference (matmul_fused) and the report's variant (auto) are among them
+    assert "fit.shared.reference" in error_of(with_("fit.variants", ["auto"]))
+    assert "report.variant" in error_of(with_("fit.variants", ["matmul_fused", "packed_lut"]))
     assert "report.baseline" in error_of(with_("timing.variants", ["matmul"]))
     assert "report.seed" in error_of(with_("report.seed", 7))
 
@@ -322,7 +322,7 @@ def test_variant_names_in_the_schema_come_from_the_registry():
     for name in ("variant", "timing_variant"):  # the file lists no names to keep in step
         assert "enum" not in raw["$defs"][name] and "x-variants" in raw["$defs"][name]
     stable = [n for n, v in estep.VARIANTS.items() if v.stable]
-    assert SCHEMA["$defs"]["variant"]["enum"] == stable
+    assert SCHEMA["$defs"]["variant"]["enum"] == [*stable, estep.AUTO]  # auto: a fit's choice
     assert SCHEMA["$defs"]["timing_variant"]["enum"] == list(estep.VARIANTS)
     assert set(estep.VARIANTS) - set(stable) == {estep.ARTICLE_FIRST, estep.ARTICLE_FINAL}
 
@@ -330,19 +330,23 @@ def test_variant_names_in_the_schema_come_from_the_registry():
 def test_all_stands_for_every_variant_that_can_do_the_job(monkeypatch):
     config = check(DEFAULT)
     assert DEFAULT["fit"]["variants"] == DEFAULT["timing"]["variants"] == "all"
-    assert config["fit"]["variants"] == [n for n, v in estep.VARIANTS.items() if v.stable]
+    assert config["fit"]["variants"] == [
+        *(n for n, v in estep.VARIANTS.items() if v.stable),
+        estep.AUTO,
+    ]
     assert config["timing"]["variants"] == list(estep.VARIANTS)
     # a variant added to the registry is fitted and timed with no other edit
     monkeypatch.setitem(estep.VARIANTS, "new_one", estep.VARIANTS["matmul"])
     schema = C.load_schema(REPO / "workflow/schemas/config.schema.yaml")
     config = copy.deepcopy(DEFAULT)
     C.validate(config, schema)
-    assert config["fit"]["variants"][-1] == config["timing"]["variants"][-1] == "new_one"
+    assert config["fit"]["variants"][-2:] == ["new_one", estep.AUTO]
+    assert config["timing"]["variants"][-1] == "new_one"
 
 
 def test_a_list_of_variants_is_checked_name_by_name():
-    config = check(with_("fit.variants", ["packed_lut", "matmul_fused"]))
-    assert config["fit"]["variants"] == ["packed_lut", "matmul_fused"]
+    config = check(with_("fit.variants", ["auto", "matmul_fused"]))
+    assert config["fit"]["variants"] == ["auto", "matmul_fused"]
     assert "timing.variants = 'some': must be 'all' or a list" in error_of(
         with_("timing.variants", "some")
     )

@@ -274,13 +274,30 @@ def test_model_from_params_round_trips_a_params_table(tmp_path, planted):
     quiet = {"verbose": 0, "verbose_interval": 10}  # how a fit reports is no parameter of it
     assert rebuilt.get_params() == {**model.get_params(), **quiet}
     assert meta["fit"] == {
+        "estep": "matmul_fused_f32",
         "converged": model.converged_,
         "n_iter": model.n_iter_,
         "lower_bound": model.lower_bound_,
         "n_samples": len(X),
     }
-    assert rebuilt.n_samples_fit_ == len(X)
+    assert rebuilt.n_samples_fit_ == len(X) and rebuilt.estep_ == model.estep_
     np.testing.assert_array_equal(rebuilt.means_, model.means_)
+    np.testing.assert_array_equal(rebuilt.score_samples(X), model.score_samples(X))
+
+
+def test_an_auto_fit_records_its_choice_and_the_rebuilt_model_keeps_it(
+    tmp_path, planted, monkeypatch
+):
+    """The pipeline's auto fits: the variant auto chose is in the params table's metadata,
+    and the model rebuilt from it scores with that variant, without choosing again."""
+    X, y, _ = planted
+    settings = fit_settings(variant="auto", seed=0)
+    model = fit_job.fit(X, y % 10, settings)
+    assert model.estep_ in auto.CANDIDATES
+    params_table.write_params(tmp_path / "params.parquet", model, {"config": settings})
+    monkeypatch.setattr(auto, "choose", lambda *_: pytest.fail("auto chose again"))
+    rebuilt, meta = params_table.model_from_params(tmp_path / "params.parquet")
+    assert rebuilt.estep == "auto" and meta["fit"]["estep"] == rebuilt.estep_ == model.estep_
     np.testing.assert_array_equal(rebuilt.score_samples(X), model.score_samples(X))
 
 

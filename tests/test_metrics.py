@@ -109,12 +109,13 @@ def test_without_labels_the_scores_that_need_them_are_left_out_not_zero(two_spli
             assert np.isnan(out[f"{split}_{name}"]), (split, name)
         assert out[f"{split}_loglik"] == labelled[f"{split}_loglik"]
     assert out["bic"] == labelled["bic"] and out["n_degenerate"] == labelled["n_degenerate"]
-    settings = {"dataset": "mine", "variant": "matmul_fused", "K": 3, "seed": 0, "n_train": None}
-    outcome = {"converged": True, "n_iter": 3, "lower_bound": -1.0}
+    settings = {"dataset": "mine", "variant": "auto", "K": 3, "seed": 0, "n_train": None}
+    outcome = {"estep": "packed_lut", "converged": True, "n_iter": 3, "lower_bound": -1.0}
     row = fit_job.metrics_row(
         model, {"config": settings, "fit": outcome}, X_train, None, X_test, None
     )
     assert row.loc[0, "dataset"] == "mine" and row.loc[0, "n_test"] == len(X_test)
+    assert row.loc[0, "variant"] == "auto" and row.loc[0, "estep"] == "packed_lut"
     assert row[["train_purity", "test_purity", "test_nmi", "test_ari"]].isna().all().all()
     assert row.loc[0, "n_train"] == len(X_train)
 

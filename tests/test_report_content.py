@@ -158,7 +158,21 @@ def run_tables() -> Tables:
         ignore_index=True,
     )
     t = tables()
-    return Tables(both, PEAKS, None, None, t.agreement, ARTICLE_FIRST, sets=INK)
+    return Tables(both, PEAKS, None, None, t.agreement, ARTICLE_FIRST, sets=INK, scale=SCALE)
+
+
+#: A scale table as bmm.scale writes it: in memory, time ∝ N (slope 1) and 200 bytes an
+#: image on top of 300 MiB; out of core, time ∝ N^0.9 and memory flat.
+SCALE = pd.DataFrame(
+    [
+        {"dataset": "sparse", "mode": mode, "N": N, "K": 100, "D": 784, "threads": 2,
+         "iteration_s": 1e-6 * N ** (1.0 if mode == "memory" else 0.9),
+         "estep_s": 5e-7 * N if mode == "memory" else np.nan,
+         "peak_rss_mib": 300 + (200 * N / 2**20 if mode == "memory" else 0)}
+        for mode in ("memory", "parquet")
+        for N in (10_000, 30_000, 100_000, 300_000, 1_000_000)
+    ]
+)  # fmt: skip
 
 
 def tables(timings=None) -> Tables:
@@ -331,6 +345,26 @@ def drawn(monkeypatch):
         return kept[-1]
 
     return draw
+
+
+def test_the_scale_figure_gives_each_modes_slope_and_bytes_an_image(monkeypatch):
+    kept = []
+    monkeypatch.setattr(figures, "_save", lambda fig, path: kept.append(fig))
+    FIGURES["scale"].draw(run_tables(), None)
+    labels = [t.get_text() for t in kept[-1].legends[0].get_texts()]
+    assert "memory: an EM iteration (slope 1.00 from N = 100,000)" in labels
+    assert "parquet: an EM iteration (slope 0.90 from N = 100,000)" in labels
+    assert "memory: the E-step alone" in labels and "parquet: the E-step alone" not in labels
+    assert "memory: peak memory (200 bytes an image)" in labels
+    assert "parquet: peak memory (0 bytes an image)" in labels
+
+
+def test_the_report_says_what_an_iteration_costs_as_N_grows():
+    text = " ".join(html.scale_section(SCALE, "<img>"))
+    assert "fitted K = 100 model of sparse" in text and "N = 1,000,000" in text
+    assert "<b>memory</b>: log-log slope of the iteration" in text
+    assert "from N = 100,000: 1.000; 200 bytes an image" in text and "<img>" in text
+    assert html.scale_section(None, "") == []
 
 
 def test_skipped_points_are_drawn_as_predictions_not_measurements(drawn):

@@ -13,6 +13,7 @@ layering over it is told what it lacks.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,13 @@ RENAMED = {
 
 
 def variant_names(which: str) -> list[str]:
-    """The registry's variant names, in its order: ``stable`` ones (that can fit) or ``all``."""
-    if which not in ("stable", "all"):
-        raise ValueError(f"x-variants must be 'stable' or 'all', not {which!r}")
-    return [n for n, v in estep.VARIANTS.items() if which == "all" or v.stable]
+    """The registry's variant names, in its order: ``stable`` ones (that can fit), ``fit``
+    (those and :data:`bmm.estep.AUTO`, the fastest of them for the data and K: what
+    fit.variants may name) or ``all``."""
+    if which not in ("stable", "fit", "all"):
+        raise ValueError(f"x-variants must be 'stable', 'fit' or 'all', not {which!r}")
+    names = [n for n, v in estep.VARIANTS.items() if which == "all" or v.stable]
+    return [*names, estep.AUTO] if which == "fit" else names
 
 
 def load_schema(path: str | Path) -> dict[str, Any]:
@@ -66,7 +70,7 @@ def validate(config: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
     if errors:
         lines = [_describe(e) for e in errors]
         raise ConfigError(_message(lines))
-    for section, which in (("fit", "stable"), ("timing", "all")):
+    for section, which in (("fit", "fit"), ("timing", "all")):
         if config[section]["variants"] == "all":
             config[section]["variants"] = variant_names(which)
     return config
@@ -130,6 +134,22 @@ def check(config: dict[str, Any]) -> None:
         problems.append(
             f"report.seed: {config['report']['seed']} is not one of fit.seeds {fit['seeds']}"
         )
+    scale = config["scale"]
+    if scale["dataset"] is not None and scale["dataset"] not in data["sets"]:
+        problems.append(
+            f"scale.dataset: {scale['dataset']!r} is not one of data.sets {data['sets']}; "
+            "choose one of them, or null for the first"
+        )
+    if scale["K"] is not None and scale["K"] not in fit["K"]:
+        problems.append(
+            f"scale.K: {scale['K']} is not one of fit.K {fit['K']}: the rows are drawn from "
+            "that fit; choose one of fit.K or add it there"
+        )
+    if "dask" in scale["modes"] and importlib.util.find_spec("distributed") is None:
+        problems.append(
+            "scale.modes: 'dask' needs dask.distributed, which is not installed: "
+            "pip install 'bmm[dask]', or remove dask from scale.modes"
+        )
     if config["report"]["baseline"] not in config["timing"]["variants"]:
         problems.append(
             f"report.baseline: {config['report']['baseline']!r} is not one of timing.variants"
@@ -137,6 +157,8 @@ def check(config: dict[str, Any]) -> None:
     for key in ("fit.variants", "timing.variants"):
         section, _ = key.split(".")
         for name in config[section]["variants"]:
+            if name == estep.AUTO:  # chooses among the variants available here
+                continue
             reason = estep.get(name).unavailable
             if reason:
                 problems.append(

@@ -114,7 +114,10 @@ def m_step(stats: Stats, mu_old: np.ndarray, mu_prior=1.0, pi_prior=1.0):
         mu = (stats.weighted_sums() + a) / (Nk + 2 * a)[:, None]
     empty = Nk + 2 * a <= 0
     mu[empty] = mu_old[empty]  # an empty cluster keeps its mean (and has weight 0)
-    return pi, np.clip(mu, _estep.EPS, 1.0 - _estep.EPS)
+    # C order whatever order the sums came in: a row's reductions (the log-odds' sums) then
+    # add in the same order as those of means read back from a table, so a model rebuilt
+    # from its parameters scores exactly as the fitted one
+    return pi, np.ascontiguousarray(np.clip(mu, _estep.EPS, 1.0 - _estep.EPS))
 
 
 def log_prior(pi, mu, mu_prior=1.0, pi_prior=1.0):

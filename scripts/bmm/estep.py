@@ -105,6 +105,11 @@ class VariantUnavailable(RuntimeError):
 
 VARIANTS: dict[str, Variant] = {}
 
+#: Not a variant but the name that asks for one: the fastest stable variant for the data and
+#: K on this machine (:func:`bmm.auto.choose`), ``BernoulliMixture``'s default ``estep``, and
+#: in the pipeline's ``fit.variants`` the fits that make the full-data models.
+AUTO = "auto"
+
 #: The article's own code, exactly as published: its first attempt and its final three lines.
 ARTICLE_FIRST, ARTICLE_FINAL = "loops_ndk_as_published", "matmul_as_published"
 

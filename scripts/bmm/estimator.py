@@ -20,10 +20,8 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import engine, sources
 from . import estep as _estep
 from .bits import BitMatrix
+from .estep import AUTO  # the fastest stable variant for the data and K: bmm.auto.choose
 from .rows import BLOCK_ROWS, Stats, check_weights
-
-#: ``estep="auto"``: the fastest stable variant for the data and K (:func:`bmm.auto.choose`).
-AUTO = "auto"
 
 
 class BernoulliMixture(DensityMixin, BaseEstimator):

@@ -99,6 +99,7 @@ def metrics_row(model, meta, X_train, y_train, X_test, y_test) -> pd.DataFrame:
     row = {
         "dataset": settings.get("dataset"),
         "variant": settings["variant"],
+        "estep": meta["fit"]["estep"],  # the variant that ran: auto's choice, for auto
         "K": settings["K"],
         "seed": settings["seed"],
         "n_train": len(keep),

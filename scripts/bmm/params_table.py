@@ -20,8 +20,10 @@ from .fit_job import estimator_params
 
 
 def fit_outcome(model: BernoulliMixture) -> dict[str, Any]:
-    """How a fit went, as its params table records it (``metadata["fit"]``)."""
+    """How a fit went, as its params table records it (``metadata["fit"]``): the E-step
+    variant it ran (``auto``'s choice, for a fit that asked for it) among the rest."""
     return {
+        "estep": getattr(model, "estep_", None),  # None: rebuilt from parameters, never fitted
         "converged": bool(model.converged_),
         "n_iter": int(model.n_iter_),
         "lower_bound": float(model.lower_bound_),
@@ -53,8 +55,10 @@ def read_params(path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
 def model_from_params(path) -> tuple[BernoulliMixture, dict[str, Any]]:
     """A fitted BernoulliMixture rebuilt from a params table, and the table's metadata.
 
-    The model has the fit's parameters (as ``BernoulliMixture.from_parameters``); how the
-    fit went (converged, n_iter, lower_bound, n_samples) is in ``metadata["fit"]``.
+    The model has the fit's parameters (as ``BernoulliMixture.from_parameters``) and scores
+    with the E-step variant the fit ran (``estep_``: auto's choice, for a fit that asked for
+    auto, so no trial runs again); how the fit went (estep, converged, n_iter, lower_bound,
+    n_samples) is in ``metadata["fit"]``.
     """
     pi, mu, meta = read_params(path)
     model = BernoulliMixture.from_parameters(
@@ -63,4 +67,6 @@ def model_from_params(path) -> tuple[BernoulliMixture, dict[str, Any]]:
         n_samples=meta["fit"].get("n_samples"),
         **estimator_params(meta["config"]),
     )
+    if meta["fit"].get("estep"):  # absent from tables written before it was recorded
+        model.estep_ = meta["fit"]["estep"]
     return model, meta

@@ -16,7 +16,7 @@ the median of a few), the seconds of the E-step alone over the same rows (a bloc
 keeping no responsibilities), and the process's peak resident memory (``VmHWM``; for dask,
 the client's process only: the workers have their own).
 
-    python -m bmm.scale --params results/mnist/fits/packed_lut/K100/seed0/params.parquet \\
+    python -m bmm.scale --params results/mnist/fits/auto/K100/seed0/params.parquet \\
         --N 10000 100000 1000000 --modes memory parquet
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -154,28 +155,42 @@ def _write_drawn(model, N: int, path: Path) -> None:
             writer.write_table(pa.table({"pixels": column}, schema=schema), BLOCK_ROWS)
 
 
-def in_child(params: str | Path, N: int, mode: str, repeats: int = 3, seed: int = 0) -> dict:
-    """:func:`measure` in a fresh Python process, so its peak memory is its own."""
+def in_child(
+    params: str | Path,
+    N: int,
+    mode: str,
+    repeats: int = 3,
+    seed: int = 0,
+    threads: int | None = None,
+) -> dict:
+    """:func:`measure` in a fresh Python process, so its peak memory is its own (with
+    ``threads``: its numba and BLAS pools that size, else the machine's)."""
     code = (
         "import json, sys; from bmm.scale import measure; "
         "print(json.dumps(measure(sys.argv[1], int(sys.argv[2]), sys.argv[3], "
         "int(sys.argv[4]), int(sys.argv[5]))))"
     )
     args = [str(params), str(N), mode, str(repeats), str(seed)]
+    env = dict(os.environ)
+    if threads:
+        for name in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
     proc = subprocess.run(
-        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, env=env
     )
     if proc.returncode:
         raise RuntimeError(f"measuring N={N} ({mode}) failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def experiment(params, Ns, modes=("memory",), repeats=3, seed=0, log=print) -> pd.DataFrame:
-    """One row per (N, mode), each measured in a fresh process."""
+def experiment(
+    params, Ns, modes=("memory",), repeats=3, seed=0, threads=None, log=print
+) -> pd.DataFrame:
+    """One row per (N, mode), each measured in a fresh process (:func:`in_child`)."""
     rows = []
     for mode in modes:
         for N in Ns:
-            row = in_child(params, N, mode, repeats, seed)
+            row = in_child(params, N, mode, repeats, seed, threads)
             log(
                 f"N={N:>9d} {mode:>8}: iteration {row['iteration_s']:.4g} s, E-step "
                 f"{row['estep_s']:.4g} s, peak {row['peak_rss_mib']:.0f} MiB"
@@ -198,29 +213,47 @@ def bytes_per_image(table: pd.DataFrame) -> float:
     return float((hi["peak_rss_mib"] - lo["peak_rss_mib"]) * 2**20 / (hi["N"] - lo["N"]))
 
 
+def slope_from(table: pd.DataFrame) -> int:
+    """Where the fitted slope starts: 10⁵ when at least two sizes lie there (below it, fixed
+    costs such as the model's tables still show), else the smallest N."""
+    return 100_000 if (table["N"] >= 100_000).sum() >= 2 else int(table["N"].min())
+
+
+def describe(table: pd.DataFrame) -> str:
+    """One mode's rows in words: the fitted slope of the iteration's time, and the bytes each
+    image adds to the peak memory."""
+    n_from = slope_from(table)
+    return (
+        f"log-log slope of the iteration's time from N = {n_from:,}: "
+        f"{slope(table, 'iteration_s', n_from):.3f}; {bytes_per_image(table):.0f} bytes an image"
+    )
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bmm.scale", description=__doc__.split("\n")[0])
     p.add_argument("--params", required=True, help="a params table of a fit (the model drawn from)")
     p.add_argument("--N", type=float, nargs="+", help="sizes (default: 10^4 ... 10^6)")
     p.add_argument("--modes", nargs="+", default=["memory"], choices=MODES)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, help="numba and BLAS threads (default: every core)")
     p.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     args = p.parse_args(argv)
     Ns = [int(n) for n in args.N] if args.N else grid(1_000_000)
     table = experiment(
-        args.params, Ns, args.modes, args.repeats, log=lambda m: print(m, file=sys.stderr)
+        args.params,
+        Ns,
+        args.modes,
+        args.repeats,
+        threads=args.threads,
+        log=lambda m: print(m, file=sys.stderr),
     )
     if args.json:
         print(table.to_json(orient="records"))
         return 0
     print(table.to_string(index=False))
     for mode, t in table.groupby("mode"):
-        if len(t) > 2 and t["N"].max() > 100_000:
-            fitted = slope(t, "iteration_s", 100_000)
-            print(
-                f"{mode}: log-log slope of the iteration's time from N = 10^5: {fitted:.3f}; "
-                f"{bytes_per_image(t):.0f} bytes an image"
-            )
+        if len(t) >= 2:
+            print(f"{mode}: {describe(t)}")
     return 0
 
 

@@ -13,6 +13,7 @@ import bmm.config  # noqa: E402
 import bmm.datasets  # noqa: E402
 import bmm.io  # noqa: E402
 import bmm.pipeline  # noqa: E402
+import bmm.scale  # noqa: E402
 import bmm.timing  # noqa: E402
 from bmm.report.figures import FIGURES  # noqa: E402
 
@@ -164,6 +165,7 @@ def all_outputs():
         "results/tables/metrics.parquet",
         "results/tables/agreement.parquet",
         *per_set("results/{d}/timings/estep.parquet"),
+        "results/tables/scale.parquet",
         "results/report/report.html",
     ]
 
@@ -268,6 +270,37 @@ def all_cores():
     its node). The one knob: the job runs its BLAS and numba pools with these threads.
     """
     return workflow.cores
+
+
+def scale_set():
+    """The data set whose fitted model the scale experiment draws from (scale.dataset, or
+    the first set)."""
+    return config["scale"]["dataset"] or FIRST
+
+
+def scale_model():
+    """The params table the scale experiment draws from: report.variant's fit of scale.K
+    (null: the largest of fit.K) on scale_set(), seed report.seed."""
+    r, K = config["report"], config["scale"]["K"] or max(config["fit"]["K"])
+    return f"{fit_dir(scale_set(), r['variant'], K, r['seed'])}/params.parquet"
+
+
+def scale_params():
+    """The scale experiment's sizes (bmm.scale.grid up to scale.max_n) and settings."""
+    s = config["scale"]
+    return {
+        "dataset": scale_set(),
+        "N": bmm.scale.grid(s["max_n"]),
+        "modes": s["modes"],
+        "repeats": s["repeats"],
+        "seed": s["seed"],
+    }
+
+
+def scale_mem_mb():
+    """Memory for the scale job: the bits of scale.max_n images (D/8 bytes each) three times
+    over (the rows, their index, the draws), and 1 GB besides."""
+    return 1000 + 3 * config["scale"]["max_n"] * 100 // 10**6
 
 
 def report_config():

@@ -27,6 +27,7 @@ rule plot_run_figures:
         timings=per_set("results/{d}/timings/estep.parquet"),
         agreement="results/tables/agreement.parquet",
         data=per_set("results/{d}/data/train.parquet"),
+        scale="results/tables/scale.parquet",
     output:
         **figure_outputs("run"),
     log:
@@ -66,6 +67,7 @@ rule render_report:
         data=per_set("results/{d}/data/train.parquet"),
         metrics="results/tables/metrics.parquet",
         agreement="results/tables/agreement.parquet",
+        scale="results/tables/scale.parquet",
     output:
         html="results/report/report.html",
     log:

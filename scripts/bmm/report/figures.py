@@ -50,6 +50,8 @@ class Tables:
     baseline: str  # the variant speedups are measured against
     #: data set -> its ink (bmm.storage.ink) and title, in the run's order (scope "run")
     sets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: one EM iteration's cost and memory against N (bmm.scale; scope "run")
+    scale: pd.DataFrame | None = None
     summary: pd.DataFrame = field(init=False)  # timings summarised per (variant, N, K)
 
     def __post_init__(self):
@@ -489,6 +491,59 @@ def bits_vs_ink(t: Tables, path) -> None:
     _save(fig, path)
 
 
+def scale(t: Tables, path) -> None:
+    """One EM iteration's seconds (and the E-step's, dashed) and the peak resident memory
+    against N, log-log, one colour per way of holding the rows; each line labelled with its
+    fitted slope (time) or the bytes each image adds (memory)."""
+    from ..scale import bytes_per_image, slope, slope_from
+
+    table = t.scale.sort_values("N")
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 5.0))
+    colors = plt.get_cmap("tab10")
+    for i, (mode, d) in enumerate(table.groupby("mode", sort=False)):
+        c = colors(i % 10)
+        n_from = slope_from(d)
+        fitted = slope(d, "iteration_s", n_from) if len(d) >= 2 else float("nan")
+        axes[0].plot(
+            d["N"],
+            d["iteration_s"],
+            color=c,
+            marker="o",
+            markersize=4,
+            label=f"{mode}: an EM iteration (slope {fitted:.2f} from N = {n_from:,})",
+        )
+        estep = d.dropna(subset=["estep_s"])
+        if len(estep):
+            axes[0].plot(
+                estep["N"],
+                estep["estep_s"],
+                color=c,
+                linestyle="--",
+                marker="x",
+                markersize=4,
+                label=f"{mode}: the E-step alone",
+            )
+        per_image = bytes_per_image(d) if len(d) >= 2 else float("nan")
+        axes[1].plot(
+            d["N"],
+            d["peak_rss_mib"],
+            color=c,
+            marker="o",
+            markersize=4,
+            label=f"{mode}: peak memory ({per_image:.0f} bytes an image)",
+        )
+    K, D = int(table["K"].iloc[0]), int(table["D"].iloc[0])
+    _log_axes(axes[0], "N (images, log scale)", "seconds (log scale)", "Time")
+    _log_axes(axes[1], "N (images, log scale)", "peak resident MiB (log scale)", "Memory")
+    axes[1].yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    fig.suptitle(
+        f"One EM iteration against N: K = {K}, D = {D}, rows drawn from a fitted model",
+        fontsize=11,
+    )
+    _legend_below(fig, axes, ncol=2)
+    _save(fig, path)
+
+
 def agreement(t: Tables, path) -> None:
     """Max |Δμ| and |Δπ| of each variant's fit against the reference's, log scale."""
     table = t.agreement.set_index("variant").loc[_ordered(t.agreement["variant"])]
@@ -533,6 +588,7 @@ FIGURES: dict[str, Figure] = {
         Figure("clustering_vs_K", "Clusters", clustering_vs_K),
         Figure("traces", "Clusters", traces),
         Figure("agreement", "Agreement", agreement, "run"),
+        Figure("scale", "Scale", scale, "run"),
     )
 }
 

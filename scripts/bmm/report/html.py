@@ -345,6 +345,32 @@ def summary_html(
     return "<p class='summary'>" + " ".join(parts) + "</p>"
 
 
+def scale_section(scale: pd.DataFrame | None, figure: str) -> list[str]:
+    """The HTML of the cost-against-N experiment: its figure, each way of holding the rows in
+    words (slope, bytes an image), and its table."""
+    if scale is None or scale.empty:
+        return []
+    from ..scale import describe
+
+    words = [
+        f"<li><b>{html.escape(str(mode))}</b>: {html.escape(describe(rows))}</li>"
+        for mode, rows in scale.groupby("mode", sort=False)
+        if len(rows) >= 2
+    ]
+    first = scale.iloc[0]
+    columns = ["mode", "N", "iteration_s", "estep_s", "peak_rss_mib", "threads"]
+    return [
+        "<h2>What an EM iteration costs as N grows</h2>",
+        f"<p>Rows drawn from the fitted K = {int(first['K'])} model of "
+        f"{html.escape(str(first.get('dataset', '')))}, packed as they are drawn, up to "
+        f"N = {int(scale['N'].max()):,} (<code>scale.max_n</code>); each size measured in a "
+        "fresh process, so its peak memory is its own.</p>",
+        figure,
+        f"<ul>{''.join(words)}</ul>" if words else "",
+        _table(scale[[c for c in columns if c in scale]], "{:.4g}"),
+    ]
+
+
 def timed_where(sections: list[DataSetSection]) -> pd.DataFrame:
     """Which variants were timed on which data set: a row per variant, a column per set."""
     timed = {sec.title: set(sec.timings["variant"]) for sec in sections}
@@ -472,6 +498,7 @@ def render(
     agreement: pd.DataFrame,
     baseline: str,
     config: dict[str, Any],
+    scale: pd.DataFrame | None = None,
 ) -> None:
     """Write the report to ``path`` as one HTML file with everything embedded: ``sections``
     (one per data set, the first set first), the run's figures (``run_figures``: the
@@ -490,6 +517,7 @@ def render(
     metric_cols = [
         "dataset",
         "variant",
+        "estep",
         "K",
         "seed",
         "n_train",
@@ -554,6 +582,7 @@ def render(
         f"<h2>Do the variants agree? (on {html.escape(first.title)})</h2>",
         run.get("agreement", ""),
         _table(agreement, "{:.3g}"),
+        *scale_section(scale, run.get("scale", "")),
         "<h2>All fits</h2>",
         _table(metrics[[c for c in metric_cols if c in metrics]]),
         "<p class='note'>Blank purity, NMI and ARI: the data set has no labels (not 0).</p>",
