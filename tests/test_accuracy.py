@@ -33,7 +33,7 @@ DEFAULT = bmm.config.validate(
 
 # "Within seed noise": how far apart fits from different starts land. Measured on full
 # Fashion-MNIST (60000 training, 10000 test images, threshold 0.5) over seeds 0-4, with the
-# pipeline's default fit (packed_lut, every image, re-seeding, tol 1e-3, at most 100
+# pipeline's default fit (auto, every image, re-seeding, tol 1e-3, at most 100
 # iterations) and with this file's plain EM (float64), both scored by the test log-likelihood
 # per image and test purity:
 #   K = 10: log-likelihood -221.56 .. -220.68 (spread 0.88 nats), purity 0.517 .. 0.544 (0.027)

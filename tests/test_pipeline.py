@@ -40,9 +40,10 @@ from conftest import (
 )
 
 import bmm.config
-from bmm import datasets, fit_job, idx, io, params_table, provenance, storage, timing
+from bmm import datasets, fit_job, idx, io, params_table, provenance, scale, storage, timing
+from bmm.auto import CANDIDATES
 from bmm.download import checksums
-from bmm.estep import ARTICLE_FINAL, VARIANTS
+from bmm.estep import ARTICLE_FINAL, AUTO, VARIANTS
 from bmm.report import html as report_html
 from bmm.report.figures import FIGURES
 
@@ -54,7 +55,7 @@ DEFAULT = bmm.config.validate(  # as the Snakefile sees it: "all" spelled out
     bmm.config.load_schema(REPO / "workflow/schemas/config.schema.yaml"),
 )
 FIT_VARIANTS = DEFAULT["fit"]["variants"]
-FLOAT32 = [name for name in FIT_VARIANTS if VARIANTS[name].dtype == np.float32]
+FLOAT32 = [name for name, v in VARIANTS.items() if v.dtype == np.float32]
 # The commit the pipeline's code came from (the jobs import bmm from this checkout), or
 # "unknown" when it is not a git checkout: what every table must record.
 HEAD = provenance.git_commit().removesuffix("-dirty")
@@ -138,6 +139,10 @@ def test_binarised_data_are_compact_and_carry_their_provenance(run):
                 assert f.accepts(*checksums(run.sources[name] / f.name))
 
 
+def fit_dir(d: str, v: str, K: int = 10, seed: int = 0) -> str:
+    return f"results/{d}/fits/{v}/K{K}/seed{seed}"
+
+
 def fits(run):
     for d in run.sets:
         for v in FIT_VARIANTS:
@@ -152,8 +157,9 @@ def test_params_are_valid_mixtures(run):
         assert pi.shape == (K,) and mu.shape == (K, D), (d, v)
         # π of a float32 variant comes from float32 responsibilities: it sums to 1 within
         # their rounding (measured up to 3.3e-9 on the own set), a float64 one's to 1e-9
-        tol = 1e-7 if v in FLOAT32 else 1e-9
+        tol = 1e-7 if meta["fit"]["estep"] in FLOAT32 else 1e-9  # the variant that ran
         assert np.all((pi >= 0) & (pi <= 1)) and abs(pi.sum() - 1) < tol, (d, v, K)
+        assert meta["fit"]["estep"] == v or (v == AUTO and meta["fit"]["estep"] in CANDIDATES)
         assert np.all((mu >= 0) & (mu <= 1))
         assert meta["config"]["variant"] == v and meta["config"]["K"] == K
         assert meta["config"]["dataset"] == d
@@ -202,7 +208,11 @@ def test_metrics_table_has_one_row_per_fit(run):
         assert set(full["variant"]) == {  # every variant whose cap takes every image
             v for v in FIT_VARIANTS if bmm.config.cap(run.config, v)["n_train"] in (None, n_train)
         }
-        assert (md[md["n_train"] == n_train]["n_degenerate"] == 0).all()  # re-seeding's promise
+        # re-seeding's promise: no full fit keeps a component of fewer than two images (N·π < 2),
+        # up to rounding: one at exactly two (N·π = 2.000) counts as degenerate or not by 1e-15
+        for v, K in md[md["n_train"] == n_train][["variant", "K"]].itertuples(index=False):
+            pi, _, _ = params_table.read_params(run.path(f"{fit_dir(d, v, K)}/params.parquet"))
+            assert (pi * n_train).min() > 2 - 1e-9, (d, v, K, np.sort(pi * n_train)[:3])
         if d == "own":  # no labels: purity, NMI and ARI are left out, not 0
             assert md[["train_purity", "test_purity", "test_nmi", "test_ari"]].isna().all().all()
             continue
@@ -220,11 +230,30 @@ def test_metrics_table_has_one_row_per_fit(run):
         assert (same.max() - same.min()).max() <= 0.01, md[["variant", "K", "test_purity"]]
 
 
+def test_the_scale_table_measures_an_iteration_at_every_N_in_each_mode(run):
+    """Rows drawn from the first set's largest-K auto fit, at the sizes of scale.max_n's
+    grid, in memory and out of core; the E-step alone is timed in memory only."""
+    t = pd.read_parquet(run.path("results/tables/scale.parquet"))
+    cfg = run.config["scale"]
+    assert list(t["mode"].unique()) == cfg["modes"] == ["memory", "parquet"]
+    for _, rows in t.groupby("mode"):
+        assert list(rows["N"]) == scale.grid(cfg["max_n"]) == [10_000, 30_000]
+    assert (t["K"] == max(run.config["fit"]["K"])).all() and (t["dataset"] == run.sets[0]).all()
+    assert np.isfinite(t[["iteration_s", "peak_rss_mib"]]).all().all()
+    assert t[t["mode"] == "memory"]["estep_s"].notna().all()
+    assert t[t["mode"] == "parquet"]["estep_s"].isna().all()
+    meta = io.read_metadata(run.path("results/tables/scale.parquet"))
+    K = max(run.config["fit"]["K"])
+    drawn_from = run.path(f"results/{run.sets[0]}/fits/auto/K{K}/seed0/params.parquet")
+    assert meta["config"]["N"] == [10_000, 30_000]
+    assert meta["sources"] == io.read_metadata(drawn_from)["sources"]  # the set's raw files
+
+
 def test_variants_agree_on_the_shared_subset_of_the_first_set(run):
     a = pd.read_parquet(run.path("results/tables/agreement.parquet")).set_index("variant")
     assert set(a.index) == set(FIT_VARIANTS) and (a["dataset"] == run.sets[0]).all()
     for v, row in a.iterrows():
-        tol = 1e-4 if v in FLOAT32 else 1e-9
+        tol = 1e-4 if v in FLOAT32 or v == AUTO else 1e-9  # auto's choice may be float32
         assert row["max_abs_diff_mu"] <= tol and row["max_abs_diff_pi"] <= tol, (v, row)
         assert row["n_iter"] == SMALL["fit"]["shared"]["iterations"]
     assert not any(run.path(f"results/{d}/agreement").exists() for d in run.sets[1:])
@@ -442,8 +471,8 @@ def one_sets_jobs(run, d: str, fits: int) -> collections.Counter:
             "all": 1,
         }
     )
-    if d == run.sets[0]:  # the shared-subset fits are the first set's
-        jobs.update({"fit_shared": len(FIT_VARIANTS), "agreement": 1})
+    if d == run.sets[0]:  # the shared-subset fits are the first set's, and so is the model
+        jobs.update({"fit_shared": len(FIT_VARIANTS), "agreement": 1, "scale": 1})  # drawn from
     return jobs
 
 

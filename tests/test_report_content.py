@@ -356,7 +356,7 @@ def test_the_scale_figure_gives_each_modes_slope_and_bytes_an_image(monkeypatch)
     assert "parquet: an EM iteration (slope 0.90 from N = 100,000)" in labels
     assert "memory: the E-step alone" in labels and "parquet: the E-step alone" not in labels
     assert "memory: peak memory (200 bytes an image)" in labels
-    assert "parquet: peak memory (0 bytes an image)" in labels
+    assert "parquet: peak memory (flat)" in labels
 
 
 def test_the_report_says_what_an_iteration_costs_as_N_grows():

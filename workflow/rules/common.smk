@@ -174,7 +174,8 @@ def canonical(value):
     """``value`` with the keys of every mapping in it sorted, recursively; a function's result
     likewise. Snakemake reruns a job when the repr of its params changes, and a dict's repr
     follows its key order: without this, the same settings written in another order in a
-    config file would rerun every job that takes a mapping. Every rule's params go through it.
+    config file would rerun every job that takes a mapping. Every param that holds a mapping
+    goes through it (a string or a list of names has one repr whatever the config's order).
     """
     if callable(value):
         return lambda wildcards: canonical(value(wildcards))

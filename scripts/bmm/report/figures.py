@@ -524,18 +524,20 @@ def scale(t: Tables, path) -> None:
                 label=f"{mode}: the E-step alone",
             )
         per_image = bytes_per_image(d) if len(d) >= 2 else float("nan")
+        growth = "flat" if per_image < 0.5 else f"{per_image:.0f} bytes an image"
         axes[1].plot(
             d["N"],
             d["peak_rss_mib"],
             color=c,
             marker="o",
             markersize=4,
-            label=f"{mode}: peak memory ({per_image:.0f} bytes an image)",
+            label=f"{mode}: peak memory ({growth})",
         )
     K, D = int(table["K"].iloc[0]), int(table["D"].iloc[0])
     _log_axes(axes[0], "N (images, log scale)", "seconds (log scale)", "Time")
     _log_axes(axes[1], "N (images, log scale)", "peak resident MiB (log scale)", "Memory")
-    axes[1].yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    for which in (axes[1].yaxis.set_major_formatter, axes[1].yaxis.set_minor_formatter):
+        which(matplotlib.ticker.FormatStrFormatter("%g"))  # 300 MiB, not 3×10²
     fig.suptitle(
         f"One EM iteration against N: K = {K}, D = {D}, rows drawn from a fitted model",
         fontsize=11,
