@@ -182,6 +182,8 @@ def main(argv=None) -> None:
     )
     os.environ.setdefault("HYPOTHESIS_PROFILE", "mutation")  # no shrinking: a failure is enough
     os.environ["NUMBA_BOUNDSCHECK"] = "1"
+    # a mutant that makes numba's variants unavailable fails their tests instead of skipping them
+    os.environ["BMM_REQUIRE_NUMBA"] = "1"
     if args.command != "report":
         os.nice(19)
         # a stopped run puts the module back: the mutant is undone on the way out

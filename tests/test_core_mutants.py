@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from dataclasses import FrozenInstanceError
 from types import SimpleNamespace
 
 import numpy as np
@@ -98,6 +99,25 @@ class TestBits:
         x = np.float32(-87.0)
         assert bits._exp32(x) == pytest.approx(np.exp(np.float64(x)), rel=1.2e-7, abs=0)
 
+    def test_a_pass_over_a_block_of_full_rows(self):
+        """Every nibble of every row non-zero (the most keys a block can list) and every
+        responsibility non-zero (so the block is summed by key): the pass still gives the
+        E-step's log p(x) and sums."""
+        _numba()
+        from bmm import bits
+
+        rng = np.random.default_rng(9)
+        X = np.ones((600, 37), dtype=bool)
+        W, c = rng.normal(size=(37, 5)) * 0.01, rng.normal(size=5) * 0.1
+        B = BitMatrix.pack(X)
+        resp, loglik = bits.e_step(B, W, c)
+        assert (resp > 0).all()
+        got, Nk, H = bits.statistics(B, W, c)
+        np.testing.assert_array_equal(got, loglik)
+        np.testing.assert_allclose(Nk, resp.sum(axis=0, dtype=np.float64), rtol=1e-12)
+        weighted = resp.T.astype(np.float64) @ X
+        np.testing.assert_allclose(bits.weighted_from_histograms(H, 37), weighted, rtol=1e-12)
+
     def test_weighted_column_sums_span_blocks(self):
         """Σ_n w_n x_n of a BitMatrix of several blocks, against the dense product."""
         rng = np.random.default_rng(1)
@@ -130,6 +150,18 @@ class TestEStep:
             np.testing.assert_array_equal(got.dense(bool), X)
         streamed = SimpleNamespace(streamed=True)
         assert variant.rows(streamed) is streamed
+
+    def test_the_registry_cannot_be_changed_through_a_variant(self):
+        """VARIANTS is shared by every fit in the process: its entries are frozen."""
+        with pytest.raises(FrozenInstanceError):
+            VARIANTS["matmul"].dtype = np.float32
+
+    @pytest.mark.parametrize("name", ["matmul_fused", "matmul_fused_f32"])
+    def test_x_already_in_the_variants_form_is_not_copied(self, name):
+        """prepare converts only what is not in the variant's form: X already in its dtype is
+        read as it is (a copy would be another N×D array, and a conversion timed as E-step)."""
+        X = (np.random.default_rng(3).random((20, 8)) < 0.5).astype(VARIANTS[name].dtype)
+        assert np.shares_memory(VARIANTS[name].prepare(X), X)
 
     def test_the_compiled_variants_run_compiled_code(self):
         """numba_ndk and numba_simd are attempt 1's loops *compiled*: the question they answer
@@ -171,6 +203,11 @@ class TestEngine:
         expected = np.clip(0.5 * X[worst[:4]] + 0.5 * x_mean, 0.05, 0.95)
         np.testing.assert_array_equal(mu2[move], expected)
         np.testing.assert_array_equal(mu2[~move], mu[~move])
+        # one degenerate component is moved too
+        one = np.array([0.17, 0.17, 0.17, 0.17, 0.17, 0.15])  # N·π = 2.04 five times, 1.8
+        _, mu1, move = engine.reseed(DenseRows(X), one, mu, worst, unblocked, x_mean)
+        assert move.tolist() == [False] * 5 + [True]
+        np.testing.assert_array_equal(mu1[5], expected[0])
         # N is the total sample weight when given: 11 images cannot fill 6 components twice
         _, _, move = engine.reseed(DenseRows(X), pi, mu, worst, unblocked, x_mean, n_images=11)
         assert not move.any()
@@ -213,6 +250,27 @@ class TestEngine:
             if method == "k-means++":
                 assert (mu[:, 0] == 0.95).all() and (mu[:, 1] == 0.05).all()
 
+    def test_only_an_empty_component_keeps_its_mean(self):
+        """A component with little responsibility (N_k = 0.5) gets its weighted mean like any
+        other; only N_k = 0 (no prior) keeps the previous mean."""
+        X = np.array([[1, 0, 1], [1, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=np.float64)
+        resp = np.array([[0.75, 0.25, 0], [1, 0, 0], [0.75, 0.25, 0], [1, 0, 0]])
+        stats = stats_of(np.zeros(4), resp.sum(axis=0), resp.T @ X)
+        mu_old = np.full((3, 3), 0.3)
+        pi, mu = engine.m_step(stats, mu_old)
+        np.testing.assert_allclose(pi, [0.875, 0.125, 0.0])
+        np.testing.assert_allclose(mu[1], [0.5, EPS, 1 - EPS])  # rows 0 and 2, equally
+        np.testing.assert_array_equal(mu[2], mu_old[2])
+
+    def test_k_means_plus_plus_takes_the_only_image_left_one_pixel_away(self):
+        """After the first center, every image equal to it has distance 0 and the one other
+        image distance 1: k-means++ draws it with probability 1."""
+        X = np.zeros((5, 8), dtype=bool)
+        X[4, 3] = True
+        for seed in range(20):
+            _, mu = engine.initialize(DenseRows(X), 2, "k-means++", np.random.default_rng(seed))
+            assert sorted(np.round(2 * mu[:, 3] - 0.2).tolist()) == [0.0, 1.0], mu
+
     def test_tol_zero_runs_every_iteration_even_at_a_fixed_point(self):
         """With K = 1, EM reaches its fixed point after one iteration and the objective then
         changes by exactly 0: tol = 0 (changes below 0 stop it) still runs all max_iter
@@ -250,20 +308,40 @@ class TestEngine:
         pi, mu = engine.initialize(data, 12, "k-means++", np.random.default_rng(0))
         seen = []
         result = engine.fit_em(
-            data, pi, mu, variant, tol=0, max_iter=15, reseed_degenerate=True, callback=seen.append
+            data, pi, mu, variant, tol=0, max_iter=30, reseed_degenerate=True, callback=seen.append
         )
         trace = result.trace
-        assert trace["iteration"].tolist() == list(range(16)) and result.n_iter == 15
+        assert trace["iteration"].tolist() == list(range(31)) and result.n_iter == 30
         assert (trace["pass_s"] == 10.0).all()
         assert np.isnan(trace["update_s"][0]) and trace["reseeded"][0] == 0
         kept = trace["reseeded"][1:] > 0
         assert kept.any()  # the fit moved collapsed components
         assert (trace["update_s"][1:][kept] == 1.0).all()
-        assert set(trace["update_s"][1:]) <= {1.0, 11.0}
-        assert [row["iteration"] for row in seen] == list(range(16))
-        assert np.isnan(seen[0]["change"])
+        assert set(trace["update_s"][1:]) == {1.0, 11.0}
+        # a refused move is not proposed again: at most K refusals in a fit
+        assert 1 <= (trace["update_s"] == 11.0).sum() <= 12
         obj = trace["objective"].to_numpy()
+        assert (np.diff(obj) >= -1e-12 * np.abs(obj[1:])).all()  # moves never lower it
+        assert [row["iteration"] for row in seen] == list(range(31))
+        assert np.isnan(seen[0]["change"])
         np.testing.assert_array_equal([row["change"] for row in seen[1:]], np.diff(obj))
+
+    def test_a_kept_move_is_the_reseeding_proposal_at_the_last_pass(self):
+        """The move a fit makes is reseed's proposal from the M-step's parameters, the
+        worst-explained rows of the pass before it and the data's mean image."""
+        X = prototypes_and_loners()
+        variant = VARIANTS["matmul_fused"]
+        data = variant.rows(X)
+        pi0, mu0 = engine.initialize(data, 12, "k-means++", np.random.default_rng(0))
+        stats = engine.summarize(data, variant, pi0, mu0)
+        pi1, mu1 = engine.m_step(stats, mu0)
+        blocked = np.zeros(12, dtype=bool)
+        pi2, mu2, move = engine.reseed(data, pi1, mu1, stats.worst_rows, blocked, X.mean(axis=0))
+        assert move.any()
+        result = engine.fit_em(data, pi0, mu0, variant, tol=0, max_iter=1, reseed_degenerate=True)
+        assert result.trace["reseeded"].tolist() == [0, move.sum()]
+        np.testing.assert_array_equal(result.weights, pi2)
+        np.testing.assert_allclose(result.means, mu2, rtol=1e-15)
 
     def test_log_prior_is_the_log_density_of_the_priors(self):
         """(a − 1) Σ [log μ + log(1 − μ)] + (α − 1) Σ log π, for Beta(a, a) and Dirichlet(α),
@@ -272,6 +350,7 @@ class TestEngine:
         pi, mu = rng.dirichlet(np.ones(4)), rng.uniform(0.01, 0.99, (4, 7))
         mu[0, :2] = 0.0, 1.0
         m = np.clip(mu, EPS, 1 - EPS)
+        assert engine.log_prior(pi, mu) == 0.0  # no priors
         for a in (1.0, 2.0, 3.5):
             for alpha in (1.0, 2.0, 5.0):
                 expected = (a - 1) * (np.log(m) + np.log1p(-m)).sum()
