@@ -383,6 +383,27 @@ class TestRows:
         counted = np.flatnonzero(w > 0)
         np.testing.assert_array_equal(stats.worst_rows, counted[np.argsort(loglik[counted])[:K]])
 
+    def test_stats_of_consecutive_rows_add_up(self):
+        """Stats of the first rows plus those of the next are the Stats of all of them: every
+        count and sum, and the worst rows renumbered from the first row."""
+        rng = np.random.default_rng(10)
+        N, K = 50, 4
+        loglik, w = rng.normal(size=N), rng.integers(0, 3, N).astype(float)
+        Nk, sums = rng.random((N, K)), rng.random((N, K, 2))
+
+        def of(a, b):
+            return stats_of(loglik[a:b], Nk[a:b].sum(axis=0), sums[a:b].sum(axis=0), w[a:b])
+
+        whole, parts = of(0, N), of(0, 17) + of(17, N)
+        for name in ("n", "weight", "loglik", "Nk", "sums", "worst_loglik", "worst_rows"):
+            np.testing.assert_allclose(getattr(parts, name), getattr(whole, name), rtol=1e-14)
+
+    def test_blocks_cover_every_row_once_in_order(self):
+        X = np.arange(23 * 2).reshape(23, 2) % 3 == 0
+        blocks = list(DenseRows(X).blocks(5))
+        assert [len(b) for b in blocks] == [5, 5, 5, 5, 3]
+        np.testing.assert_array_equal(np.vstack([b.dense(bool) for b in blocks]), X)
+
     def test_lowest_with_one_candidate_more_than_asked(self):
         values, rows_ = np.array([2.0, -1.0, 5.0, 0.5]), np.arange(4)
         assert lowest(values, rows_, 3).tolist() == [1, 3, 0]
