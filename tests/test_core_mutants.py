@@ -118,6 +118,22 @@ class TestBits:
         weighted = resp.T.astype(np.float64) @ X
         np.testing.assert_allclose(bits.weighted_from_histograms(H, 37), weighted, rtol=1e-12)
 
+    @pytest.mark.parametrize("by_key_from", [0.0, 2.0], ids=["by key", "by component"])
+    def test_a_single_row_counts_its_weight(self, by_key_from):
+        """A pass over one bit-packed row of weight 3 counts it three times, whichever way
+        the block is summed."""
+        _numba()
+        from bmm import bits
+
+        rng = np.random.default_rng(11)
+        B = BitMatrix.pack(rng.random((1, 30)) < 0.4)
+        W, c = estep.log_odds(rng.dirichlet(np.ones(4)), rng.uniform(0.1, 0.9, (4, 30)))
+        passes = [bits.Pass(W, c, B.nibbles.n_keys, 1, by_key_from) for _ in range(2)]
+        loglik = passes[0].add(B), passes[1].add(B, np.array([3.0]))
+        np.testing.assert_array_equal(loglik[0], loglik[1])
+        np.testing.assert_allclose(passes[1].Nk, 3 * passes[0].Nk, rtol=1e-15)
+        np.testing.assert_allclose(passes[1].H, 3 * passes[0].H, rtol=1e-15)
+
     def test_weighted_column_sums_span_blocks(self):
         """Σ_n w_n x_n of a BitMatrix of several blocks, against the dense product."""
         rng = np.random.default_rng(1)
