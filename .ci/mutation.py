@@ -2,6 +2,7 @@
 
     python .ci/mutation.py run [MODULE ...]     # make every mutant of each module and test it
     python .ci/mutation.py run --sample 0.25 bits  # a seeded random quarter of them
+    python .ci/mutation.py grow --sample 0.5 bits  # the half that holds that quarter
     python .ci/mutation.py rerun [MODULE ...]   # test the survivors again (after new tests)
     python .ci/mutation.py report [MODULE ...]  # the score, and every survivor with its diff
 
@@ -29,6 +30,7 @@ import random
 import re
 import shlex
 import signal
+import sqlite3
 import sys
 import time
 import tomllib
@@ -94,6 +96,26 @@ def init(name: str, sample: float, seed: int) -> None:
             if reason:
                 db.set_result(item.job_id, WorkResult(WorkerOutcome.SKIPPED, output=reason))
         print(f"{name}: {sum(1 for _ in db.pending_work_items)} mutants to test")
+
+
+def grow(name: str, sample: float, seed: int) -> None:
+    """Test the mutants a larger sample adds: the same draws as init's, so the sample of a
+    smaller share is part of it."""
+    cfg, module = config(), config()["modules"][name]
+    keep = re.compile("|".join(cfg["operators"]))
+    fstrings = inside_fstrings(ROOT / module["module-path"])
+    rng = random.Random(seed)
+    with use_db(str(session(name)), WorkDB.Mode.open) as db:
+        results = dict(db.results)
+        added = []
+        for item in sorted(db.work_items, key=lambda item: _where(item.mutations[0])):
+            if skip_reason(item.mutations[0], keep, fstrings) is None and rng.random() < sample:
+                output = results[item.job_id].output if item.job_id in results else ""
+                if (output or "").startswith("not in the sample"):
+                    added.append(item.job_id)
+    with sqlite3.connect(session(name)) as connection:
+        connection.executemany("DELETE FROM work_results WHERE job_id = ?", [(j,) for j in added])
+    print(f"{name}: {len(added)} mutants more to test")
 
 
 def execute(name: str, items) -> None:
@@ -169,7 +191,7 @@ def report(names) -> None:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["run", "rerun", "report"])
+    parser.add_argument("command", choices=["run", "grow", "rerun", "report"])
     parser.add_argument("modules", nargs="*")
     parser.add_argument("--sample", type=float, default=1.0, help="test this share of the mutants")
     parser.add_argument("--seed", type=int, default=0, help="which ones (with --sample)")
@@ -189,8 +211,8 @@ def main(argv=None) -> None:
         # a stopped run puts the module back: the mutant is undone on the way out
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     for name in names:
-        if args.command == "run":
-            init(name, args.sample, args.seed)
+        if args.command in ("run", "grow"):
+            (init if args.command == "run" else grow)(name, args.sample, args.seed)
             with use_db(str(session(name)), WorkDB.Mode.open) as db:
                 pending = list(db.pending_work_items)
             execute(name, pending)
