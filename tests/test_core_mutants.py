@@ -8,6 +8,7 @@ distribution, what the trace's columns measure), not the text a mutant changed.
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -133,6 +134,54 @@ class TestBits:
         np.testing.assert_array_equal(loglik[0], loglik[1])
         np.testing.assert_allclose(passes[1].Nk, 3 * passes[0].Nk, rtol=1e-15)
         np.testing.assert_allclose(passes[1].H, 3 * passes[0].H, rtol=1e-15)
+
+    def test_the_listing_by_key_fills_its_buffer_from_the_start(self):
+        """A block's rows listed by key, as the dense sums read them: key k's rows (offsets
+        from the block's first row, in order) from key_start[k] to key_start[k + 1], from
+        offset 0, so that a block whose every nibble is non-zero fills the buffer sized for
+        it (rows × 2 × bytes) exactly. Chunks of 4 rows, listed in parallel."""
+        _numba()
+        from bmm import bits
+
+        rng = np.random.default_rng(12)
+        X = rng.random((13, 24)) < 0.4
+        X[[3, 8]] = True  # full rows
+        first, n_rows = 2, 10
+        for block in (X, np.ones_like(X)):  # some nibbles 0; none
+            index = BitMatrix.pack(block).nibbles
+            listed = index.row_start[first + n_rows] - index.row_start[first]
+            counts = np.empty((3, index.n_keys + 1), np.int64)
+            key_start, key_rows = np.empty(index.n_keys + 1, np.int64), np.empty(listed, np.uint16)
+            bits._by_key(index.row_start, index.keys, first, n_rows, 4, counts, key_start, key_rows)
+            rows_of = [[] for _ in range(index.n_keys)]
+            for i in range(n_rows):
+                n = first + i
+                for key in index.keys[index.row_start[n] : index.row_start[n + 1]]:
+                    rows_of[key].append(i)
+            assert key_start.tolist() == [0, *np.cumsum([len(r) for r in rows_of])]
+            assert [key_rows[a:b].tolist() for a, b in itertools.pairwise(key_start)] == rows_of
+
+    @pytest.mark.parametrize("scale", [0.1, 30.0], ids=["dense γ", "sparse γ"])
+    def test_a_block_is_summed_by_component_when_under_by_key_from_of_it_is_non_zero(self, scale):
+        """The pass picks the cheaper way to sum a block (docs/scaling.md): by component when
+        the share of its responsibilities that are not 0 is below by_key_from, by key
+        otherwise (both give the same bits, so only the scratch each one writes shows which
+        ran). At by_key_from equal to the share: by key; just above it: by component."""
+        _numba()
+        from bmm import bits
+
+        rng = np.random.default_rng(4)
+        X = rng.random((256, 64)) < 0.3
+        W, c = rng.normal(size=(64, 8)) * scale, rng.normal(size=8)
+        B = BitMatrix.pack(X)
+        share = (bits.e_step(B, W, c)[0] != 0).mean()  # of 256 × 8: exact in binary
+        assert 0 < share <= 1 and (share < 0.5) == (scale > 1)
+        for by_key_from, by_key in ((share, True), (np.nextafter(share, 2), False)):
+            fused = bits.Pass(W, c, B.nibbles.n_keys, len(X), by_key_from)
+            comp_start, key_start = fused.scratch[3], fused.scratch[7]
+            comp_start[:], key_start[:] = -1, -1
+            fused.add(B)
+            assert (key_start != -1).any() == by_key and (comp_start != -1).any() != by_key
 
     def test_weighted_column_sums_span_blocks(self):
         """Σ_n w_n x_n of a BitMatrix of several blocks, against the dense product."""
