@@ -237,6 +237,31 @@ class TestEStep:
         kernels = [estep._numba_log_joint, estep._numba_log_joint_simd, *estep._compiled_rows]
         assert all(isinstance(kernel, Dispatcher) for kernel in kernels)
 
+    def test_only_the_numba_variants_normalise_in_numbas_threads(self, monkeypatch):
+        """The numba variants normalise γ in numba's parallel kernels; the others keep numpy's
+        (after a parallel region numba's threads spin for a while, and a BLAS product started
+        then waits for a core: estep._normalise)."""
+        _numba()
+        calls = []
+
+        def spy(kernel):
+            def run(*args):
+                calls.append(kernel)
+                return kernel(*args)
+
+            return run
+
+        monkeypatch.setattr(estep, "_compiled_rows", tuple(map(spy, estep._compiled_rows)))
+        rng = np.random.default_rng(5)
+        X = rng.random((30, 12)) < 0.5
+        pi, mu = rng.dirichlet(np.ones(3)), rng.uniform(0.1, 0.9, (3, 12))
+        for name, variant in VARIANTS.items():
+            if variant.packed:
+                continue
+            calls.clear()
+            variant(variant.prepare(X), pi, mu)
+            assert len(calls) == (2 if name.startswith("numba_") else 0), name
+
 
 # ---------------------------------------------------------------------------------------
 # bmm.engine
