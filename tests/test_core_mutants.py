@@ -8,6 +8,7 @@ distribution, what the trace's columns measure), not the text a mutant changed.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import subprocess
 import sys
@@ -432,6 +433,34 @@ class TestEngine:
         assert result.trace["reseeded"].tolist() == [0, move.sum()]
         np.testing.assert_array_equal(result.weights, pi2)
         np.testing.assert_allclose(result.means, mu2, rtol=1e-15)
+
+    def test_a_move_that_leaves_the_objective_where_it_was_is_kept(self, monkeypatch):
+        """A re-seeding move is kept when the objective after it is *no lower* than before
+        the M-step: equal is kept, the next float below is refused. The proposal's pass (the
+        second, after the start's) is made to give the start's log-likelihood, or just less."""
+        X = prototypes_and_loners()
+        variant = VARIANTS["matmul_fused"]
+        data = variant.rows(X)
+        pi0, mu0 = engine.initialize(data, 12, "k-means++", np.random.default_rng(0))
+        summarize = engine.summarize
+        for below, kept in ((False, True), (True, False)):
+            passes = []
+
+            def fixed(*args, below=below, passes=passes):
+                stats = summarize(*args)
+                if len(passes) == 1:  # the proposal's pass
+                    loglik = np.nextafter(passes[0].loglik, -np.inf) if below else passes[0].loglik
+                    stats = dataclasses.replace(stats, loglik=loglik)
+                passes.append(stats)
+                return stats
+
+            monkeypatch.setattr(engine, "summarize", fixed)
+            result = engine.fit_em(
+                data, pi0, mu0, variant, tol=0, max_iter=1, reseed_degenerate=True
+            )
+            objective = result.trace["objective"].tolist()
+            assert (result.trace["reseeded"][1] > 0) == kept
+            assert (objective[1] == objective[0]) == kept
 
     def test_log_prior_is_the_log_density_of_the_priors(self):
         """(a − 1) Σ [log μ + log(1 − μ)] + (α − 1) Σ log π, for Beta(a, a) and Dirichlet(α),
