@@ -155,6 +155,16 @@ def outcome(result: WorkResult) -> str:
     return "killed"
 
 
+def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The exact (Clopper-Pearson) interval of a proportion, k successes in n draws."""
+    from scipy.stats import beta
+
+    tail = (1 - level) / 2
+    low = beta.ppf(tail, k, n - k + 1) if k > 0 else 0.0
+    high = beta.ppf(1 - tail, k + 1, n - k) if k < n else 1.0
+    return float(low), float(high)
+
+
 def report(names) -> None:
     all_counts = {"tested": 0, "killed": 0}
     for name in names:
@@ -171,10 +181,16 @@ def report(names) -> None:
         pending = len(items) - len(results)
         tested = sum(n for what, n in counts.items() if what != "skipped")
         killed = sum(n for what, n in counts.items() if what.startswith("killed"))
+        unsampled = sum(1 for r in results.values() if (r.output or "").startswith("not in the"))
         all_counts["tested"] += tested
         all_counts["killed"] += killed
         score = f"{killed / tested:.1%}" if tested else "-"
         print(f"{name}: {killed}/{tested} killed ({score}); {counts}; pending {pending}")
+        if unsampled and tested:
+            low, high = clopper_pearson(killed, tested)
+            made = tested + pending + unsampled
+            print(f"  a sample of {tested + pending} of the {made} mutants made: the score of")
+            print(f"  all of them is in [{low:.1%}, {high:.1%}] (95%, Clopper-Pearson)")
         for m, result in sorted(survivors, key=lambda s: (s[0].start_pos, s[0].operator_name)):
             changed = [
                 line
