@@ -303,6 +303,18 @@ class TestEngine:
         _, _, move = engine.reseed(DenseRows(X), pi, mu, worst, unblocked, x_mean, n_images=11)
         assert not move.any()
 
+    def test_when_every_component_moves_each_gets_weight_one_over_k(self):
+        """At N = 2K with every component just under two images, all of them move, nothing is
+        left to shrink, and the proposal's weights are 1/K each: they still sum to 1."""
+        K = 4
+        X = np.random.default_rng(1).random((2 * K, 10)) < 0.5
+        pi = np.full(K, np.nextafter(1 / K, 0))  # N·π_k just under 2
+        mu = np.full((K, 10), 0.5)
+        worst, unblocked = np.arange(K), np.zeros(K, dtype=bool)
+        pi2, _, move = engine.reseed(DenseRows(X), pi, mu, worst, unblocked, X.mean(axis=0))
+        assert move.all()
+        assert pi2.tolist() == [1 / K] * K
+
     def test_k_means_plus_plus_draws_in_proportion_to_squared_distance(self):
         """k-means++: each next center is drawn with probability proportional to its weight
         times its squared Hamming distance to the nearest center chosen. Image A weighs so
@@ -461,6 +473,17 @@ class TestEngine:
             objective = result.trace["objective"].tolist()
             assert (result.trace["reseeded"][1] > 0) == kept
             assert (objective[1] == objective[0]) == kept
+
+    def test_a_result_prints_without_its_trace(self):
+        """An EMResult's repr shows the parameters and the outcome, not the trace (a row
+        per pass: pages of numbers); the trace is result.trace."""
+        X = np.random.default_rng(2).random((20, 6)) < 0.5
+        variant = VARIANTS["matmul_fused"]
+        pi, mu = np.full(2, 0.5), np.random.default_rng(3).uniform(0.3, 0.7, (2, 6))
+        result = engine.fit_em(variant.rows(X), pi, mu, variant, tol=0, max_iter=3)
+        assert len(result.trace) == 4
+        assert "trace" not in repr(result) and "pass_s" not in repr(result)
+        assert "converged=False" in repr(result) and "n_iter=3" in repr(result)
 
     def test_log_prior_is_the_log_density_of_the_priors(self):
         """(a − 1) Σ [log μ + log(1 − μ)] + (α − 1) Σ log π, for Beta(a, a) and Dirichlet(α),
