@@ -9,6 +9,7 @@ distribution, what the trace's columns measure), not the text a mutant changed.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import subprocess
 import sys
@@ -473,6 +474,16 @@ class TestEngine:
             objective = result.trace["objective"].tolist()
             assert (result.trace["reseeded"][1] > 0) == kept
             assert (objective[1] == objective[0]) == kept
+
+    def test_the_engines_defaults_are_the_estimators(self):
+        """fit_em called with its defaults stops and regularises as BernoulliMixture() does
+        (tol, max_iter, the priors, re-seeding): one set of defaults, whichever is called."""
+        from bmm.estimator import BernoulliMixture
+
+        defaults = BernoulliMixture().get_params()
+        signature = inspect.signature(engine.fit_em).parameters
+        for name in ("tol", "max_iter", "mu_prior", "pi_prior", "reseed_degenerate"):
+            assert signature[name].default == defaults[name], name
 
     def test_a_result_prints_without_its_trace(self):
         """An EMResult's repr shows the parameters and the outcome, not the trace (a row
