@@ -165,7 +165,7 @@ class TestBits:
 
     @pytest.mark.parametrize("scale", [0.1, 30.0], ids=["dense γ", "sparse γ"])
     def test_a_block_is_summed_by_component_when_under_by_key_from_of_it_is_non_zero(self, scale):
-        """The pass picks the cheaper way to sum a block (docs/scaling.md): by component when
+        """The pass picks the cheaper way to sum a block (bits._fused_pass): by component when
         the share of its responsibilities that are not 0 is below by_key_from, by key
         otherwise (both give the same bits, so only the scratch each one writes shows which
         ran). At by_key_from equal to the share: by key; just above it: by component."""
