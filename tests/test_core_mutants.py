@@ -343,6 +343,24 @@ class TestEngine:
         p_c = np.mean(np.array(third_after_b) == 2)
         assert p_c == pytest.approx(36 / 40, abs=0.04)  # about 780 draws: σ = 0.011
 
+    def test_k_means_plus_plus_measures_to_the_nearest_center_once_it_moved_nearer(self):
+        """After two centers each image's draw weighs its squared distance to the nearer one.
+        A and B (12 pixels apart) weigh so much that they are the first two; then C (6 from
+        each) and D (9 from A, 3 from B) are drawn as 36 : 9, D's distance being B's."""
+        X = np.zeros((4, 12), dtype=bool)
+        X[1] = True  # B
+        X[2, :6] = True  # C
+        X[3, :9] = True  # D
+        w = np.array([1e12, 1e12, 1.0, 1.0])
+        means = np.clip(0.5 * X + 0.5 * (w @ X / w.sum()), 0.05, 0.95)  # of A, B, C, D
+        third = []
+        for seed in range(400):
+            _, mu = engine.initialize(DenseRows(X), 3, "k-means++", np.random.default_rng(seed), w)
+            order = [int(np.abs(means - m).sum(axis=1).argmin()) for m in mu]
+            assert sorted(order[:2]) == [0, 1]
+            third.append(order[2])
+        assert np.mean(np.array(third) == 2) == pytest.approx(36 / 45, abs=0.08)  # σ = 0.02
+
     def test_initial_means_stay_inside_005_095(self):
         """A pixel on in every image and one never on: no mean starts at 0 or 1."""
         rng = np.random.default_rng(3)
