@@ -503,6 +503,17 @@ class TestEngine:
         for name in ("tol", "max_iter", "mu_prior", "pi_prior", "reseed_degenerate"):
             assert signature[name].default == defaults[name], name
 
+    def test_the_options_of_a_fit_are_keyword_only(self):
+        """fit_em(X, pi, mu, variant, *, tol, max_iter, …): an option given by position (which
+        of tol, max_iter was meant?) is refused; the data and the start may be named."""
+        X = np.random.default_rng(2).random((20, 6)) < 0.5
+        variant = VARIANTS["matmul_fused"]
+        pi, mu = np.full(2, 0.5), np.random.default_rng(3).uniform(0.3, 0.7, (2, 6))
+        with pytest.raises(TypeError, match="positional"):
+            engine.fit_em(variant.rows(X), pi, mu, variant, 0.0, 3)
+        result = engine.fit_em(X=variant.rows(X), pi=pi, mu=mu, variant=variant, max_iter=3)
+        assert result.n_iter <= 3
+
     def test_a_result_prints_without_its_trace(self):
         """An EMResult's repr shows the parameters and the outcome, not the trace (a row
         per pass: pages of numbers); the trace is result.trace."""
