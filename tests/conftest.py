@@ -33,7 +33,7 @@ from typing import NoReturn
 
 import numpy as np
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 from bmm.datasets import MNIST
 
@@ -53,6 +53,13 @@ if "BMM_CACHE_DIR" not in os.environ:
 # ones each run and prints the seed and a reproduction blob of any failure.
 settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
 settings.register_profile("explore", print_blob=True)
+# Mutation testing (.ci/mutation.py) needs only to know that a test fails: no shrinking.
+settings.register_profile(
+    "mutation",
+    derandomize=True,
+    database=None,
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 MIRROR_MODES = ("ok", "404", "500", "corrupt", "truncate", "hang", "nolength")
 
