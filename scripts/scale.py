@@ -1,10 +1,12 @@
 """Rule scale: one EM iteration's cost and peak memory against N, on rows drawn from a
 fitted model, each size measured in a fresh process (bmm.scale)."""
 
-from bmm import io, provenance, scale
+from bmm import io, provenance, scale, threads
 from bmm.pipeline import job, sources_of
 
-with job(snakemake) as log:
+# the rule's threads (all cores), but never more than the CPUs this process may run on
+used = min(snakemake.threads, threads.cpu_count())
+with job(snakemake, threads=used) as log:
     cfg = snakemake.params.scale
     log(f"drawing from {snakemake.input.params}; N = {cfg['N']}, modes {cfg['modes']}")
     table = scale.experiment(
@@ -13,11 +15,11 @@ with job(snakemake) as log:
         cfg["modes"],
         cfg["repeats"],
         cfg["seed"],
-        threads=snakemake.threads,
+        threads=used,
         log=log,
     )
     table.insert(0, "dataset", cfg["dataset"])
-    table["threads"] = snakemake.threads
+    table["threads"] = used
     for mode, rows in table.groupby("mode", sort=False):
         if len(rows) >= 2:
             log(f"{mode}: {scale.describe(rows)}")

@@ -52,6 +52,10 @@ except ImportError:  # an optional extra; the variants that need it say so
 #: Rows the M-step lists by component in one go (one thread's share of a block).
 CHUNK_ROWS = 256
 
+#: The M-step's keys are summed in this many parts, shared out among the threads (plenty for
+#: any thread count; each key is summed whole by one part, so the sums do not depend on it).
+KEY_PARTS = 64
+
 #: A block's sums go by key from this share of non-zero responsibilities on, by component
 #: below it (:func:`_fused_pass`; the sums are the same either way).
 BY_KEY_FROM = 0.5
@@ -534,7 +538,10 @@ def _add_by_key(key_start, key_rows, resp, w, first, H):
     the keys in parallel (each key by one thread)."""
     K, n_keys = H.shape
     weighted = w.shape[0] > 0
-    parts = 4 * numba.get_num_threads()  # which thread sums a key changes nothing
+    # which thread sums a key changes nothing; a fixed count of parts, not one from
+    # numba.get_num_threads(), which would keep numba from caching the compiled kernel (a
+    # ctypes pointer) and make every fresh process compile it again (8 s)
+    parts = KEY_PARTS
     per = -(-n_keys // parts)
     for t in numba.prange(parts):  # pragma: no cover (compiled)
         acc = np.empty(K)

@@ -17,6 +17,7 @@ import contextlib
 import json
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +111,21 @@ def read_table(path: str | os.PathLike, **kwargs: Any) -> pa.Table:
     file and the fix) when it cannot be read. A missing file raises FileNotFoundError."""
     with _reading(path):
         return pq.read_table(path, **kwargs)
+
+
+def read_schema(path: str | os.PathLike) -> pa.Schema:
+    """The schema of a Parquet file (its footer only); errors as :func:`read_table`'s."""
+    with _reading(path):
+        return pq.read_schema(path)
+
+
+def iter_batches(
+    path: str | os.PathLike, batch_size: int, **kwargs: Any
+) -> Iterator[pa.RecordBatch]:
+    """The rows of a Parquet file, ``batch_size`` at a time (``pyarrow.parquet.ParquetFile
+    .iter_batches``): memory for one batch, not the table; errors as :func:`read_table`'s."""
+    with _reading(path):
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_size, **kwargs)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, Any]:

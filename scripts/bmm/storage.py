@@ -28,7 +28,7 @@ import numpy.typing as npt
 import pyarrow as pa
 
 from .bits import BitMatrix
-from .io import read_metadata, read_table, write_parquet
+from .io import iter_batches, read_metadata, read_schema, write_parquet
 from .rows import BLOCK_ROWS
 
 THRESHOLD_ARTICLE = "article"
@@ -152,6 +152,12 @@ def write_binarized(
     write_parquet(pa.table(columns), path, meta, **BITS_LAYOUT)
 
 
+def _rows(path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 def load_binarized(
     path: str | os.PathLike, dtype: npt.DTypeLike = np.float64, *, packed: bool = False
 ) -> tuple[np.ndarray | BitMatrix, np.ndarray | None]:
@@ -160,9 +166,9 @@ def load_binarized(
     X is (N, D) of 0/1 in ``dtype``, or with ``packed=True`` a :class:`bmm.bits.BitMatrix`
     over the stored bytes as they are (nothing unpacked).
     """
-    table = read_table(path)  # an unreadable file: CorruptFileError, naming it and the fix
+    schema = read_schema(path)  # an unreadable file: CorruptFileError, naming it and the fix
     D = read_metadata(path).get("n_pixels")
-    found = {field.name: field.type for field in table.schema}
+    found = {field.name: field.type for field in schema}
     width = -(-D // 8) if isinstance(D, int) else None
     label = found.get("label")
     if (
@@ -173,24 +179,26 @@ def load_binarized(
         raise ValueError(
             f"{path}: not a binarised table (expected pixels: fixed_size_binary[ceil(D/8)] with "
             f"D in the metadata, and an integer label column or none; found "
-            f"{', '.join(map(str, table.schema))})"
+            f"{', '.join(map(str, schema))})"
         )
-    pixels = table.column("pixels")
-    if pixels.null_count or (label is not None and table.column("label").null_count):
-        raise ValueError(f"{path}: null labels or pixels")
-    y = None if label is None else table.column("label").to_numpy().astype(np.int64)
-    # one copy of the bits, chunk by chunk into memory numpy owns: the table's chunks are
-    # let go as they are copied, so the peak is the bits once plus one row group
-    stored = np.empty((len(pixels), width), dtype=np.uint8)
-    chunks, start = pixels.chunks, 0
-    del table, pixels
-    while chunks:
-        chunk = chunks.pop(0)
-        n = len(chunk)
+    # a row group at a time into memory numpy owns: the peak is the bits once and one group,
+    # not an Arrow table of them beside their copy
+    stored, ys, start = None, [], 0
+    for batch in iter_batches(path, ROW_GROUP_ROWS):
+        if stored is None:
+            stored = np.empty((_rows(path), width), dtype=np.uint8)
+        pixels = batch.column("pixels")
+        if pixels.null_count or (label is not None and batch.column("label").null_count):
+            raise ValueError(f"{path}: null labels or pixels")
+        n = len(pixels)
         stored[start : start + n] = np.frombuffer(
-            chunk.buffers()[1], dtype=np.uint8, count=n * width, offset=chunk.offset * width
+            pixels.buffers()[1], dtype=np.uint8, count=n * width, offset=pixels.offset * width
         ).reshape(n, width)
+        if label is not None:
+            ys.append(batch.column("label").to_numpy().astype(np.int64))
         start += n
-        del chunk
+    if stored is None:  # no rows
+        stored = np.empty((0, width), dtype=np.uint8)
+    y = None if label is None else (np.concatenate(ys) if ys else np.empty(0, np.int64))
     X = BitMatrix(stored, D)
     return (X if packed else X.unpack(dtype)), y
