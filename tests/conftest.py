@@ -563,14 +563,26 @@ def report_figures(K: list[int], sets: list[str]) -> dict[str, Path]:
 
 def start_snakemake(workdir: Path, *args: str, output: Path, cores: int = 2):
     """``snakemake --cores CORES ARGS`` in the background, in its own process group (so one
-    signal reaches Snakemake and every job it started), stdout and stderr into ``output``."""
+    signal reaches Snakemake and every job it started), stdout and stderr into ``output``.
+    SIGINT is handled as at a terminal whatever the tests inherited: a shell that starts them
+    in the background (``cmd &`` without job control) leaves SIGINT ignored, and an ignored
+    signal stays ignored across exec, so Ctrl-C would never reach Snakemake."""
+    import signal
     import subprocess
     import sys
+
+    def default_sigint():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
 
     cmd = [sys.executable, "-m", "snakemake", "--cores", str(cores), *args]
     with open(output, "w") as out:
         return subprocess.Popen(
-            cmd, cwd=workdir, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            cwd=workdir,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=default_sigint,
         )
 
 
