@@ -359,6 +359,15 @@ def test_the_scale_figure_gives_each_modes_slope_and_bytes_an_image(monkeypatch)
     assert "parquet: peak memory (flat)" in labels
 
 
+def test_the_fits_table_names_the_variant_auto_ran():
+    metrics = pd.DataFrame(
+        {"variant": ["auto", "matmul"], "estep": ["packed_lut", "matmul"], "K": [10, 10]}
+    )
+    fits = html._fits_table(metrics, ["variant", "K"])
+    assert list(fits["variant"]) == ["auto (packed_lut)", "matmul"]
+    assert list(fits.columns) == ["variant", "K"]  # no column more: the table fits the page
+
+
 def test_the_report_says_what_an_iteration_costs_as_N_grows():
     text = " ".join(html.scale_section(SCALE, "<img>"))
     assert "fitted K = 100 model of sparse" in text and "N = 1,000,000" in text

@@ -345,6 +345,18 @@ def summary_html(
     return "<p class='summary'>" + " ".join(parts) + "</p>"
 
 
+def _fits_table(metrics: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """Every fit's row; a fit that asked for ``auto`` names the variant it ran beside it, in
+    the variant column ("auto (packed_lut)"), so the table stays as wide as the page."""
+    fits = metrics[[c for c in columns if c in metrics]].copy()
+    if "estep" in metrics:
+        ran = metrics["estep"].fillna(metrics["variant"])
+        fits["variant"] = [
+            v if e == v else f"{v} ({e})" for v, e in zip(metrics["variant"], ran, strict=True)
+        ]
+    return fits
+
+
 def scale_section(scale: pd.DataFrame | None, figure: str) -> list[str]:
     """The HTML of the cost-against-N experiment: its figure, each way of holding the rows in
     words (slope, bytes an image), and its table."""
@@ -517,7 +529,6 @@ def render(
     metric_cols = [
         "dataset",
         "variant",
-        "estep",
         "K",
         "seed",
         "n_train",
@@ -584,7 +595,7 @@ def render(
         _table(agreement, "{:.3g}"),
         *scale_section(scale, run.get("scale", "")),
         "<h2>All fits</h2>",
-        _table(metrics[[c for c in metric_cols if c in metrics]]),
+        _table(_fits_table(metrics, metric_cols)),
         "<p class='note'>Blank purity, NMI and ARI: the data set has no labels (not 0).</p>",
         "<h2>Provenance</h2>",
         f"<pre>{html.escape(json.dumps(prov, indent=2, default=str))}</pre>",
