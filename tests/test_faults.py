@@ -321,7 +321,7 @@ def test_a_bad_idx_file_leaves_neither_binarised_table(tmp_path, synthetic_mnist
             "results/synthetic/fits/matmul_fused/K5/seed0/params.parquet",
         ),
         (
-            "results/synthetic/fits/packed_lut/K5/seed0/params.parquet",
+            "results/synthetic/fits/auto/K5/seed0/params.parquet",  # report.variant's
             "plot_means",
             "results/report/figures/synthetic/means_K5.png",
         ),
